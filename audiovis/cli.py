@@ -1,0 +1,205 @@
+"""Command line: ``lightning``/``audiovis`` fit|validate|test|predict over the zoo, plus the
+``audiovis`` tools (check-data, bench).
+
+    lightning fit --config experiments/apvg.yaml
+    lightning predict --config experiments/apvg.yaml --ckpt_path best.ckpt --data.predict_audio a.wav
+    audiovis check-data ROOT
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+TOOLS_HELP = """\
+audiovis tools (besides fit/validate/test/predict):
+  check-data ROOT      list every problem in a dataset at once
+  bench [NAME ...]     run the benchmarks under bench/ (JSON to bench/results/)
+"""
+
+
+def condense_error(message: str) -> str:
+    """jsonargparse's multi-line validation report → one line naming the key and the problem."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    if not lines:
+        return message
+    head = re.match(r'Parser key "([^"]+)":\s*(.*)', lines[0])
+    key, first = (head.group(1), head.group(2)) if head else ("", lines[0])
+    noise = ("Does not validate against any of the Union subtypes", "Subtypes:", "Errors:",
+             "Given value type:", "Given value:", "- Expected a <class 'NoneType'>")
+    given = next((line.split(":", 1)[1].strip() for line in lines
+                  if line.startswith("Given value:")), "")
+    rest = [line.removeprefix("- ") for line in [first, *lines[1:]]
+            if line and not line.startswith(noise)]
+    text = " ".join(rest)
+    if given and len(given) < 60 and "(" not in given and given not in text:
+        text += f" (got {given!r})"
+    return f"{key}: {text}" if key else text
+
+
+def _build_cli_class() -> tuple[type, type]:
+    # Lightning is imported here, not at module import, so `audiovis check-data` starts fast.
+    from pytorch_lightning.callbacks import ModelCheckpoint
+    from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+
+    from audiovis.callbacks import MediaWriter
+    from audiovis.errors import AudiovisError
+
+    class Parser(LightningArgumentParser):
+        """Prints a user's mistake as one line, without the usage block."""
+
+        def error(self, message: str, ex: Exception | None = None) -> NoReturn:
+            if not self.exit_on_error or os.environ.get("AUDIOVIS_DEBUG"):
+                super().error(message, ex)
+            prog = self.prog.replace(" [options]", "")
+            sys.stderr.write(f"error: {condense_error(message)} (see `{prog} --help`)\n")
+            self.exit(2)
+
+    class AudioVisCLI(LightningCLI):
+        """LightningCLI in subclass mode over the zoo's models and the one DataModule."""
+
+        def instantiate_classes(self) -> None:
+            try:
+                super().instantiate_classes()
+            except ValueError as err:
+                # jsonargparse wraps errors raised in __init__: surface ours, condense theirs
+                cause: BaseException | None = err
+                while cause is not None and not isinstance(cause, AudiovisError):
+                    cause = cause.__cause__ or cause.__context__
+                if isinstance(cause, AudiovisError):
+                    raise cause from None
+                raise AudiovisError(condense_error(str(err))) from err
+
+        def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+            parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+            parser.set_defaults({"checkpoint.save_last": True})
+            parser.add_lightning_class_args(MediaWriter, "media_writer")
+
+        def before_instantiate_classes(self) -> None:
+            # a stable checkpoint folder, so `--ckpt_path last` finds the previous run's files
+            config = self.config[self.subcommand] if self.subcommand else self.config
+            if config.get("checkpoint") is not None and config.checkpoint.dirpath is None:
+                root = config.trainer.default_root_dir or os.getcwd()
+                config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+
+    return AudioVisCLI, Parser
+
+
+def run_lightning(args: Sequence[str] | None = None) -> Any:
+    """Run the LightningCLI (fit/validate/test/predict) and return it."""
+    import audiovis.models  # noqa: F401  (short class names resolve to the zoo)
+    from audiovis.data import AudioVisualDataModule
+    from audiovis.models.base import AudioVisualModule
+
+    # modules in the working directory (a user's own model, the tests' tiny ones) resolve too
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    cli_class, parser_class = _build_cli_class()
+    return cli_class(
+        AudioVisualModule,
+        AudioVisualDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"epilog": TOOLS_HELP,
+                       "formatter_class": argparse.RawDescriptionHelpFormatter},
+        parser_class=parser_class,
+        args=None if args is None else list(args),
+        auto_configure_optimizers=False,
+    )
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from lightning_fabric.utilities.exceptions import MisconfigurationException
+
+    from audiovis.errors import AudiovisError
+
+    return (AudiovisError, MisconfigurationException, FileNotFoundError)
+
+
+def _guarded(fn: Callable[[], Any]) -> int:
+    """Run ``fn``; a user's mistake becomes one line on stderr and exit status 2."""
+    try:
+        fn()
+    except _user_errors() as err:
+        if os.environ.get("AUDIOVIS_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def check_data(argv: Sequence[str]) -> int:
+    from audiovis.data.schema import check_dataset
+
+    parser = argparse.ArgumentParser(prog="audiovis check-data",
+                                     description="List every problem in a dataset at once.")
+    parser.add_argument("root", help="dataset root (holds manifest.json)")
+    parser.add_argument("--shallow", action="store_true",
+                        help="check headers only (shapes, dtypes), not values")
+    args = parser.parse_args(argv)
+    problems = check_dataset(args.root, deep=not args.shallow)
+    for problem in problems:
+        print(problem)
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.root}", file=sys.stderr)
+        return 1
+    print(f"{args.root}: ok")
+    return 0
+
+
+def bench(argv: Sequence[str]) -> int:
+    import subprocess
+
+    parser = argparse.ArgumentParser(prog="audiovis bench",
+                                     description="Run benchmarks from ./bench (a clone).")
+    parser.add_argument("names", nargs="*", help="benchmark names (file stems); all by default")
+    args = parser.parse_args(argv)
+    folder = Path("bench")
+    scripts = sorted(folder.glob("bench_*.py"))
+    if not scripts:
+        print("error: no bench/bench_*.py here; run from a clone of audiovis", file=sys.stderr)
+        return 2
+    chosen = [s for s in scripts if not args.names or s.stem.removeprefix("bench_") in args.names
+              or s.stem in args.names]
+    status = 0
+    for script in chosen:
+        print(f"== {script}", flush=True)
+        status |= subprocess.call([sys.executable, str(script)])
+    return status
+
+
+TOOLS: dict[str, Callable[[Sequence[str]], int]] = {"check-data": check_data, "bench": bench}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``audiovis``: the tools, or the LightningCLI."""
+    from_command_line = argv is None
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TOOLS:
+        tool = TOOLS[argv[0]]
+        status = 0
+
+        def call() -> None:
+            nonlocal status
+            status = tool(argv[1:])
+
+        return _guarded(call) or status
+    return _guarded(lambda: run_lightning(None if from_command_line else argv))
+
+
+def lightning_main() -> int:
+    """Entry point of ``lightning``: the LightningCLI alone, reading ``sys.argv``."""
+    return _guarded(lambda: run_lightning(None))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

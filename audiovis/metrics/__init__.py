@@ -1,0 +1,1 @@
+"""torchmetrics metrics for video, keypoints, piano rolls and dance."""
