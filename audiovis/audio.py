@@ -77,7 +77,7 @@ class CQT(AudioFrontEnd):
         self.log = log
         self.cqt = CQT1992v2(sr=sample_rate, hop_length=hop_length, fmin=fmin, n_bins=n_bins,
                              bins_per_octave=bins_per_octave, output_format="Magnitude",
-                             verbose=False)
+                             pad_mode="constant", verbose=False)  # reflect fails on short clips
 
     def forward(self, audio: Tensor) -> Tensor:
         with torch.autocast(audio.device.type, enabled=False):

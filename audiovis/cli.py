@@ -86,6 +86,9 @@ def _build_cli_class() -> tuple[type, type]:
             if config.get("checkpoint") is not None and config.checkpoint.dirpath is None:
                 root = config.trainer.default_root_dir or os.getcwd()
                 config.checkpoint.dirpath = str(Path(root) / "checkpoints")
+            # checkpoints hold tensors and plain values only: never unpickle code from them
+            if "weights_only" in config and config.weights_only is None:
+                config.weights_only = True
 
     return AudioVisCLI, Parser
 

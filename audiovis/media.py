@@ -541,7 +541,7 @@ def draw_roll(roll: np.ndarray, height: int = 176, cursor: int | None = None) ->
     """
     roll = np.asarray(roll, dtype=np.float32)
     img = np.clip(roll.T[::-1], 0, 1)  # (88, T), high keys on top
-    img = np.repeat(img, int(np.ceil(height / img.shape[0])), axis=0)[:height]
+    img = img[np.arange(height) * img.shape[0] // height]  # every key keeps its rows
     rgb = (40 + 215 * img)[..., None].repeat(3, axis=-1)
     if cursor is not None and 0 <= cursor < rgb.shape[1]:
         rgb[:, cursor] = (255, 40, 40)

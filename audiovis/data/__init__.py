@@ -1,7 +1,9 @@
 """Data: the on-disk performance format, aligned clip datasets and the one DataModule."""
 
-from audiovis.data.clips import ClipDataset, MediaFileDataset
-from audiovis.data.datamodule import AudioVisualDataModule
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from audiovis.data.schema import (
     STREAMS,
     DataError,
@@ -14,6 +16,22 @@ from audiovis.data.schema import (
     write_manifest,
     write_performance,
 )
+
+if TYPE_CHECKING:
+    from audiovis.data.clips import ClipDataset, MediaFileDataset
+    from audiovis.data.datamodule import AudioVisualDataModule
+
+# torch and Lightning load on first use, so `audiovis check-data` (schema only) starts fast
+_LAZY = {"ClipDataset": "clips", "MediaFileDataset": "clips", "AudioVisualDataModule": "datamodule"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"audiovis.data.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "STREAMS",

@@ -30,6 +30,24 @@ from audiovis.errors import AudiovisError
 from audiovis.media import MediaError, read_audio, resize_frame
 
 
+class ResumableDataLoader(StatefulDataLoader):
+    """A StatefulDataLoader whose saved position at the very end of an epoch resumes into the
+    next epoch.
+
+    Lightning checkpoints on the last batch of an epoch before the loader has raised
+    StopIteration; loading that state makes the next epoch's iterator yield nothing, so a
+    resumed run silently skips an epoch. Draining the finished iterator once on load moves
+    the loader to where an uninterrupted run would be: a fresh epoch, same shuffling.
+    """
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        exhausted = state_dict.get("_num_yielded", 0) >= len(self)
+        if exhausted and not state_dict.get("_iterator_finished", False):
+            for _ in self:
+                pass
+
+
 def user_cache_dir() -> Path:
     """``$AUDIOVIS_CACHE``, else ``$XDG_CACHE_HOME/audiovis``, else ``~/.cache/audiovis``."""
     if "AUDIOVIS_CACHE" in os.environ:
@@ -273,7 +291,7 @@ class AudioVisualDataModule(pl.LightningDataModule):
                                       pin_memory=self.pin_memory,
                                       persistent_workers=self.num_workers > 0)
         # a stateful loader lets a resumed run continue mid-epoch with the same batches
-        cls = StatefulDataLoader if shuffle else DataLoader
+        cls = ResumableDataLoader if shuffle else DataLoader
         return cls(self.datasets[split], shuffle=shuffle, **kwargs)  # type: ignore[no-any-return]
 
     def train_dataloader(self) -> DataLoader[Item]:

@@ -152,8 +152,11 @@ def read_meta(folder: str | os.PathLike[str]) -> PerformanceMeta:
     if unknown:
         raise DataError(path, f"unknown streams {unknown}; known: {list(STREAMS)}")
     known = {f for f in PerformanceMeta.__dataclass_fields__ if f not in ("extra", "name")}
-    extra = {k: v for k, v in data.items()
-             if k not in known and k not in ("name", "duration", "format_version")}
+    nested = data.get("extra", {})
+    if not isinstance(nested, dict):
+        raise DataError(path, f"field 'extra' must be a JSON object, got {nested!r}")
+    ignored = ("name", "duration", "format_version", "extra")
+    extra = {**nested, **{k: v for k, v in data.items() if k not in known and k not in ignored}}
     return PerformanceMeta(
         name=str(data.get("name", Path(folder).name)),
         fps=float(data["fps"]),

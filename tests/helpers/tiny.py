@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
+from pytorch_lightning import Callback, LightningModule, Trainer
 from pytorch_lightning.cli import OptimizerCallable
 from torch import Tensor, nn
 
@@ -138,3 +141,18 @@ class TinyGAN(GANModule):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         l1 = F.l1_loss(self._fake(batch), batch["video"].flatten(0, 1))
         self.log("val/loss", l1, sync_dist=True)
+
+
+class KillAtStep(Callback):
+    """SIGKILL this very process when training reaches ``step`` (before that step's checkpoint).
+
+    A deterministic stand-in for a machine dying mid-epoch, for the resume test.
+    """
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: object,
+                           batch: object, batch_idx: int) -> None:
+        if trainer.global_step >= self.step:
+            os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,42 @@
+"""Shared fixtures: a generated dataset in the real on-disk layout, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.fixture import make_fixture
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "tests" / "conf"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _offline_env(tmp_path_factory: pytest.TempPathFactory) -> None:
+    logs = tmp_path_factory.mktemp("wandb")
+    os.environ.update(WANDB_MODE="offline", WANDB_DIR=str(logs), WANDB_CACHE_DIR=str(logs),
+                      WANDB_CONFIG_DIR=str(logs), WANDB_SILENT="true")
+
+
+@pytest.fixture(scope="session")
+def fixture_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Six performances of pitched tones and a square moving with the pitch (read-only use)."""
+    return make_fixture(tmp_path_factory.mktemp("fixture"))
+
+
+@pytest.fixture
+def fresh_root(tmp_path: Path) -> Path:
+    """A private copy of the fixture a test may damage."""
+    return make_fixture(tmp_path / "data", performances=4, seconds=1.0)
+
+
+def run_cli(*args: str, tool: str = "lightning", timeout: float = 300,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a console script of the venv as a user types it, from the repository root."""
+    exe = Path(sys.executable).with_name(tool)
+    return subprocess.run([str(exe), *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
