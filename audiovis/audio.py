@@ -75,9 +75,16 @@ class CQT(AudioFrontEnd):
             )
         self.sample_rate, self.hop_length, self.num_features = sample_rate, hop_length, n_bins
         self.log = log
-        self.cqt = CQT1992v2(sr=sample_rate, hop_length=hop_length, fmin=fmin, n_bins=n_bins,
-                             bins_per_octave=bins_per_octave, output_format="Magnitude",
-                             pad_mode="constant", verbose=False)  # reflect fails on short clips
+        self.cqt = CQT1992v2(
+            sr=sample_rate,
+            hop_length=hop_length,
+            fmin=fmin,
+            n_bins=n_bins,
+            bins_per_octave=bins_per_octave,
+            output_format="Magnitude",
+            pad_mode="constant",
+            verbose=False,
+        )  # reflect fails on short clips
 
     def forward(self, audio: Tensor) -> Tensor:
         with torch.autocast(audio.device.type, enabled=False):
@@ -105,9 +112,16 @@ class LogMel(AudioFrontEnd):
         import torchaudio.transforms as T
 
         self.sample_rate, self.hop_length, self.num_features = sample_rate, hop_length, n_mels
-        self.mel = T.MelSpectrogram(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length,
-                                    n_mels=n_mels, f_min=f_min, f_max=f_max, power=2.0,
-                                    center=True)
+        self.mel = T.MelSpectrogram(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            n_mels=n_mels,
+            f_min=f_min,
+            f_max=f_max,
+            power=2.0,
+            center=True,
+        )
 
     def forward(self, audio: Tensor) -> Tensor:
         with torch.autocast(audio.device.type, enabled=False):
@@ -155,14 +169,23 @@ class Chroma(AudioFrontEnd):
         super().__init__()
         self.sample_rate, self.hop_length, self.num_features = sample_rate, hop_length, n_chroma
         self.n_fft = n_fft
+        self.window: Tensor
+        self.fb: Tensor
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
-        self.register_buffer("fb", chroma_filterbank(sample_rate, n_fft, n_chroma, fmin, fmax),
-                             persistent=False)
+        self.register_buffer(
+            "fb", chroma_filterbank(sample_rate, n_fft, n_chroma, fmin, fmax), persistent=False
+        )
 
     def forward(self, audio: Tensor) -> Tensor:
         with torch.autocast(audio.device.type, enabled=False):
-            spec = torch.stft(self._as_batch(audio), self.n_fft, self.hop_length,
-                              window=self.window, center=True, return_complex=True)
+            spec = torch.stft(
+                self._as_batch(audio),
+                self.n_fft,
+                self.hop_length,
+                window=self.window,
+                center=True,
+                return_complex=True,
+            )
             chroma = self.fb @ spec.abs().pow(2)  # (B, n_chroma, N)
             return chroma / chroma.amax(dim=1, keepdim=True).clamp(min=1e-8)
 
@@ -175,7 +198,10 @@ class OnsetEnvelope(AudioFrontEnd):
     """
 
     def __init__(
-        self, sample_rate: int = 16000, n_fft: int = 1024, hop_length: int = 256,
+        self,
+        sample_rate: int = 16000,
+        n_fft: int = 1024,
+        hop_length: int = 256,
         n_mels: int = 64,
     ) -> None:
         super().__init__()

@@ -44,11 +44,13 @@ class MediaSample:
         written = []
         if self.video is not None:
             audio = self.audio if self.sample_rate else None
-            written.append(write_video(folder / f"{self.name}.mp4", self.video, self.fps,
-                                       audio, self.sample_rate))
+            written.append(
+                write_video(
+                    folder / f"{self.name}.mp4", self.video, self.fps, audio, self.sample_rate
+                )
+            )
         if self.audio is not None and self.sample_rate and write_wav:
-            written.append(write_audio(folder / f"{self.name}.wav", self.audio,
-                                       self.sample_rate))
+            written.append(write_audio(folder / f"{self.name}.wav", self.audio, self.sample_rate))
         if self.midi is not None:
             path = folder / f"{self.name}.mid"
             with atomic_path(path) as tmp:
@@ -103,8 +105,13 @@ class MediaWriter(pl.Callback):
         self.written = []
 
     def on_predict_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-        batch_idx: int, dataloader_idx: int = 0,
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
     ) -> None:
         for sample in _samples(outputs):
             self.written += sample.write(self.folder(trainer), self.write_wav)
@@ -112,8 +119,10 @@ class MediaWriter(pl.Callback):
 
     def on_predict_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         videos = [p for p in self.written if p.suffix == ".mp4"]
-        rank_zero_info(f"MediaWriter: wrote {len(self.written)} files to "
-                       f"{self.folder(trainer)}" + (f", e.g. {videos[0]}" if videos else ""))
+        rank_zero_info(
+            f"MediaWriter: wrote {len(self.written)} files to "
+            f"{self.folder(trainer)}" + (f", e.g. {videos[0]}" if videos else "")
+        )
 
 
 class MediaLogger(pl.Callback):
@@ -134,17 +143,29 @@ class MediaLogger(pl.Callback):
         self.max_samples = max_samples
 
     def on_validation_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
-        batch_idx: int, dataloader_idx: int = 0,
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
     ) -> None:
         render = getattr(pl_module, "media_samples", None)
-        if (batch_idx != 0 or render is None or trainer.sanity_checking
-                or not trainer.is_global_zero
-                or trainer.current_epoch % self.every_n_epochs != 0):
+        if (
+            batch_idx != 0
+            or render is None
+            or trainer.sanity_checking
+            or not trainer.is_global_zero
+            or trainer.current_epoch % self.every_n_epochs != 0
+        ):
             return
         samples = render(batch)[: self.max_samples]
-        folder = Path(trainer.log_dir or trainer.default_root_dir) / "media" / \
-            f"epoch={trainer.current_epoch}"
+        folder = (
+            Path(trainer.log_dir or trainer.default_root_dir)
+            / "media"
+            / f"epoch={trainer.current_epoch}"
+        )
         for sample in samples:
             paths = sample.write(folder, write_wav=False)
             self._log(trainer, sample, paths)
@@ -157,11 +178,15 @@ class MediaLogger(pl.Callback):
             if isinstance(logger, WandbLogger):
                 import wandb
 
-                media = {f"val/media/{p.stem}": wandb.Video(str(p), format="mp4")
-                         for p in paths if p.suffix == ".mp4"}
+                media = {
+                    f"val/media/{p.stem}": wandb.Video(str(p), format="mp4")
+                    for p in paths
+                    if p.suffix == ".mp4"
+                }
                 logger.experiment.log(media, step=step)
             elif isinstance(logger, TensorBoardLogger) and sample.video is not None:
                 video = sample.video
                 strip = np.concatenate(list(video[:: max(1, len(video) // 4)][:4]), axis=1)
-                logger.experiment.add_image(f"val/media/{sample.name}", strip, step,
-                                            dataformats="HWC")
+                logger.experiment.add_image(
+                    f"val/media/{sample.name}", strip, step, dataformats="HWC"
+                )

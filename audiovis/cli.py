@@ -2,7 +2,7 @@
 ``audiovis`` tools (check-data, bench).
 
     lightning fit --config experiments/apvg.yaml
-    lightning predict --config experiments/apvg.yaml --ckpt_path best.ckpt --data.predict_audio a.wav
+    lightning predict --config experiments/apvg.yaml --ckpt_path last --data.predict_audio a.wav
     audiovis check-data ROOT
 """
 
@@ -30,12 +30,22 @@ def condense_error(message: str) -> str:
         return message
     head = re.match(r'Parser key "([^"]+)":\s*(.*)', lines[0])
     key, first = (head.group(1), head.group(2)) if head else ("", lines[0])
-    noise = ("Does not validate against any of the Union subtypes", "Subtypes:", "Errors:",
-             "Given value type:", "Given value:", "- Expected a <class 'NoneType'>")
-    given = next((line.split(":", 1)[1].strip() for line in lines
-                  if line.startswith("Given value:")), "")
-    rest = [line.removeprefix("- ") for line in [first, *lines[1:]]
-            if line and not line.startswith(noise)]
+    noise = (
+        "Does not validate against any of the Union subtypes",
+        "Subtypes:",
+        "Errors:",
+        "Given value type:",
+        "Given value:",
+        "- Expected a <class 'NoneType'>",
+    )
+    given = next(
+        (line.split(":", 1)[1].strip() for line in lines if line.startswith("Given value:")), ""
+    )
+    rest = [
+        line.removeprefix("- ")
+        for line in [first, *lines[1:]]
+        if line and not line.startswith(noise)
+    ]
     text = " ".join(rest)
     if given and len(given) < 60 and "(" not in given and given not in text:
         text += f" (got {given!r})"
@@ -109,8 +119,10 @@ def run_lightning(args: Sequence[str] | None = None) -> Any:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"epilog": TOOLS_HELP,
-                       "formatter_class": argparse.RawDescriptionHelpFormatter},
+        parser_kwargs={
+            "epilog": TOOLS_HELP,
+            "formatter_class": argparse.RawDescriptionHelpFormatter,
+        },
         parser_class=parser_class,
         args=None if args is None else list(args),
         auto_configure_optimizers=False,
@@ -143,11 +155,13 @@ def _guarded(fn: Callable[[], Any]) -> int:
 def check_data(argv: Sequence[str]) -> int:
     from audiovis.data.schema import check_dataset
 
-    parser = argparse.ArgumentParser(prog="audiovis check-data",
-                                     description="List every problem in a dataset at once.")
+    parser = argparse.ArgumentParser(
+        prog="audiovis check-data", description="List every problem in a dataset at once."
+    )
     parser.add_argument("root", help="dataset root (holds manifest.json)")
-    parser.add_argument("--shallow", action="store_true",
-                        help="check headers only (shapes, dtypes), not values")
+    parser.add_argument(
+        "--shallow", action="store_true", help="check headers only (shapes, dtypes), not values"
+    )
     args = parser.parse_args(argv)
     problems = check_dataset(args.root, deep=not args.shallow)
     for problem in problems:
@@ -162,8 +176,9 @@ def check_data(argv: Sequence[str]) -> int:
 def bench(argv: Sequence[str]) -> int:
     import subprocess
 
-    parser = argparse.ArgumentParser(prog="audiovis bench",
-                                     description="Run benchmarks from ./bench (a clone).")
+    parser = argparse.ArgumentParser(
+        prog="audiovis bench", description="Run benchmarks from ./bench (a clone)."
+    )
     parser.add_argument("names", nargs="*", help="benchmark names (file stems); all by default")
     args = parser.parse_args(argv)
     folder = Path("bench")
@@ -171,12 +186,15 @@ def bench(argv: Sequence[str]) -> int:
     if not scripts:
         print("error: no bench/bench_*.py here; run from a clone of audiovis", file=sys.stderr)
         return 2
-    chosen = [s for s in scripts if not args.names or s.stem.removeprefix("bench_") in args.names
-              or s.stem in args.names]
+    chosen = [
+        s
+        for s in scripts
+        if not args.names or s.stem.removeprefix("bench_") in args.names or s.stem in args.names
+    ]
     status = 0
     for script in chosen:
         print(f"== {script}", flush=True)
-        status |= subprocess.call([sys.executable, str(script)])
+        status |= subprocess.call([sys.executable, "-m", f"bench.{script.stem}"])
     return status
 
 

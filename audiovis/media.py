@@ -33,7 +33,9 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix); rename it to ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
     os.close(fd)
     try:
         yield Path(tmp)
@@ -258,15 +260,21 @@ def probe(path: str | os.PathLike[str]) -> dict[str, Any]:
         with av.open(str(path)) as container:
             for stream in container.streams.video[:1]:
                 frames = sum(1 for _ in container.decode(stream))
-                info["video"] = {"frames": frames, "fps": float(stream.average_rate or 0),
-                                 "width": stream.codec_context.width,
-                                 "height": stream.codec_context.height}
+                info["video"] = {
+                    "frames": frames,
+                    "fps": float(stream.average_rate or 0),
+                    "width": stream.codec_context.width,
+                    "height": stream.codec_context.height,
+                }
             container.seek(0)
             for astream in container.streams.audio[:1]:
                 samples = sum(f.samples for f in container.decode(astream))
                 rate = astream.codec_context.sample_rate
-                info["audio"] = {"sample_rate": rate, "channels": astream.codec_context.channels,
-                                 "seconds": samples / rate}
+                info["audio"] = {
+                    "sample_rate": rate,
+                    "channels": astream.codec_context.channels,
+                    "seconds": samples / rate,
+                }
     except av.error.FFmpegError as err:
         raise MediaError(path, f"not a readable media file ({err})") from None
     return info
@@ -300,8 +308,9 @@ class VideoWriter:
             raise ValueError("audio needs its sample_rate")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.stem}.", suffix=".tmp.mp4",
-                                   dir=self.path.parent)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.stem}.", suffix=".tmp.mp4", dir=self.path.parent
+        )
         os.close(fd)
         self._tmp = Path(tmp)
         self.fps = fps
@@ -331,15 +340,19 @@ class VideoWriter:
         frames = np.asarray(frames)
         frames = frames[None] if frames.ndim == 3 else frames
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"frames must be (T, H, W, 3) uint8, got {frames.shape} "
-                             f"{frames.dtype}")
+            raise ValueError(
+                f"frames must be (T, H, W, 3) uint8, got {frames.shape} " f"{frames.dtype}"
+            )
         if self._stream is None:
             self._open_stream(*frames.shape[1:3])
         h, w = self._stream.height, self._stream.width
         if frames.shape[1:3] != (h, w):
             # yuv420p needs even sides: repeat the last row/column
-            frames = np.pad(frames, ((0, 0), (0, h - frames.shape[1]), (0, w - frames.shape[2]),
-                                     (0, 0)), mode="edge")
+            frames = np.pad(
+                frames,
+                ((0, 0), (0, h - frames.shape[1]), (0, w - frames.shape[2]), (0, 0)),
+                mode="edge",
+            )
         for image in frames:
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
             for packet in self._stream.encode(frame):
@@ -358,8 +371,9 @@ class VideoWriter:
         chunk = 1024 * 16
         for i in range(0, len(audio), chunk):
             piece = np.clip(audio[i : i + chunk], -1, 1)[None]
-            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(piece), format="fltp",
-                                               layout="mono")
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(piece), format="fltp", layout="mono"
+            )
             frame.sample_rate = self.sample_rate
             frame.pts = i
             frame.time_base = Fraction(1, self.sample_rate)
@@ -392,8 +406,9 @@ class VideoWriter:
     def __enter__(self) -> VideoWriter:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, err: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if kind is None:
             self.close()
         else:
@@ -468,8 +483,11 @@ def draw_segments(
         ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
         d = q - p
         length2 = float(d @ d)
-        t = np.zeros_like(xs) if length2 < 1e-9 else \
-            np.clip(((xs - p[0]) * d[0] + (ys - p[1]) * d[1]) / length2, 0.0, 1.0)
+        t = (
+            np.zeros_like(xs)
+            if length2 < 1e-9
+            else np.clip(((xs - p[0]) * d[0] + (ys - p[1]) * d[1]) / length2, 0.0, 1.0)
+        )
         dist = np.hypot(xs - (p[0] + t * d[0]), ys - (p[1] + t * d[1]))
         alpha = np.clip(r + 0.5 - dist, 0.0, 1.0)
         _stamp(canvas, alpha, y0, x0, color)
@@ -494,8 +512,11 @@ def draw_skeleton(
     Returns:
         (H, W, 3) uint8.
     """
-    canvas = (np.zeros((*image, 3), np.float32) if isinstance(image, tuple)
-              else np.asarray(image, dtype=np.float32).copy())
+    canvas = (
+        np.zeros((*image, 3), np.float32)
+        if isinstance(image, tuple)
+        else np.asarray(image, dtype=np.float32).copy()
+    )
     h, w = canvas.shape[:2]
     kp = np.asarray(keypoints, dtype=np.float32)
     conf = kp[:, 2] if kp.shape[1] > 2 else np.ones(len(kp), np.float32)
@@ -507,9 +528,7 @@ def draw_skeleton(
     return np.clip(canvas + 0.5, 0, 255).astype(np.uint8)
 
 
-def draw_heatmaps(
-    keypoints: np.ndarray, size: tuple[int, int], sigma: float = 2.0
-) -> np.ndarray:
+def draw_heatmaps(keypoints: np.ndarray, size: tuple[int, int], sigma: float = 2.0) -> np.ndarray:
     """Gaussian heatmaps, one per keypoint, scaled by its confidence.
 
     Shape:

@@ -18,8 +18,13 @@ CONF = REPO / "tests" / "conf"
 @pytest.fixture(autouse=True, scope="session")
 def _offline_env(tmp_path_factory: pytest.TempPathFactory) -> None:
     logs = tmp_path_factory.mktemp("wandb")
-    os.environ.update(WANDB_MODE="offline", WANDB_DIR=str(logs), WANDB_CACHE_DIR=str(logs),
-                      WANDB_CONFIG_DIR=str(logs), WANDB_SILENT="true")
+    os.environ.update(
+        WANDB_MODE="offline",
+        WANDB_DIR=str(logs),
+        WANDB_CACHE_DIR=str(logs),
+        WANDB_CONFIG_DIR=str(logs),
+        WANDB_SILENT="true",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +39,16 @@ def fresh_root(tmp_path: Path) -> Path:
     return make_fixture(tmp_path / "data", performances=4, seconds=1.0)
 
 
-def run_cli(*args: str, tool: str = "lightning", timeout: float = 300,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, tool: str = "lightning", timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a console script of the venv as a user types it, from the repository root."""
     exe = Path(sys.executable).with_name(tool)
-    return subprocess.run([str(exe), *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [str(exe), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )

@@ -23,8 +23,17 @@ def _ok(result: object) -> None:
 def trained(fixture_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory after `lightning fit` of the tiny model (2 epochs)."""
     run = tmp_path_factory.mktemp("run")
-    _ok(run_cli("fit", "--config", TINY, "--data.root", str(fixture_root),
-                "--trainer.default_root_dir", str(run)))
+    _ok(
+        run_cli(
+            "fit",
+            "--config",
+            TINY,
+            "--data.root",
+            str(fixture_root),
+            "--trainer.default_root_dir",
+            str(run),
+        )
+    )
     return run
 
 
@@ -40,8 +49,16 @@ def test_fit_trains_and_checkpoints(trained: Path) -> None:
 def test_training_lowers_the_loss(fixture_root: Path, trained: Path, tmp_path: Path) -> None:
     # an untrained model (the same seed, 0 epochs of fit) scores worse than the trained one
     def val_loss(*extra: str) -> float:
-        result = run_cli("validate", "--config", TINY, "--data.root", str(fixture_root),
-                         "--trainer.default_root_dir", str(tmp_path), *extra)
+        result = run_cli(
+            "validate",
+            "--config",
+            TINY,
+            "--data.root",
+            str(fixture_root),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            *extra,
+        )
         _ok(result)
         line = next(line for line in result.stdout.splitlines() if "val/loss" in line)
         return float(line.split()[-1])
@@ -55,9 +72,23 @@ def test_predict_writes_mp4_with_sound(fixture_root: Path, trained: Path, tmp_pa
     t = np.arange(8000 * 3) / 8000
     song = write_audio(tmp_path / "song.wav", 0.4 * np.sin(2 * np.pi * 330 * t), 8000)
     out = tmp_path / "out"
-    _ok(run_cli("predict", "--config", TINY, "--data.root", str(fixture_root),
-                "--trainer.default_root_dir", str(trained), "--ckpt_path", "last",
-                "--data.predict_audio", str(song), "--media_writer.output_dir", str(out)))
+    _ok(
+        run_cli(
+            "predict",
+            "--config",
+            TINY,
+            "--data.root",
+            str(fixture_root),
+            "--trainer.default_root_dir",
+            str(trained),
+            "--ckpt_path",
+            "last",
+            "--data.predict_audio",
+            str(song),
+            "--media_writer.output_dir",
+            str(out),
+        )
+    )
     info = probe(out / "song.mp4")
     assert info["video"]["frames"] == 75 and info["video"]["width"] == 32
     assert info["audio"]["sample_rate"] == 8000 and abs(info["audio"]["seconds"] - 3.0) < 0.1
@@ -67,20 +98,41 @@ def test_predict_writes_mp4_with_sound(fixture_root: Path, trained: Path, tmp_pa
     assert (out / "song.wav").is_file()
 
 
-def test_predict_without_files_uses_test_split(fixture_root: Path, trained: Path,
-                                               tmp_path: Path) -> None:
-    _ok(run_cli("predict", "--config", TINY, "--data.root", str(fixture_root),
-                "--trainer.default_root_dir", str(trained), "--ckpt_path", "last",
-                "--media_writer.output_dir", str(tmp_path)))
+def test_predict_without_files_uses_test_split(
+    fixture_root: Path, trained: Path, tmp_path: Path
+) -> None:
+    _ok(
+        run_cli(
+            "predict",
+            "--config",
+            TINY,
+            "--data.root",
+            str(fixture_root),
+            "--trainer.default_root_dir",
+            str(trained),
+            "--ckpt_path",
+            "last",
+            "--media_writer.output_dir",
+            str(tmp_path),
+        )
+    )
     assert len(list(tmp_path.glob("*.mp4"))) == 6  # 50 frames of test data / 8 per clip
 
 
 def test_config_composition_and_dotted_overrides(fixture_root: Path, tmp_path: Path) -> None:
     second = tmp_path / "more.yaml"
     second.write_text("model:\n  init_args:\n    hidden: 7\ntrainer:\n  max_epochs: 5\n")
-    result = run_cli("fit", "--config", TINY, "--config", str(second),
-                     "--model.init_args.hidden=9", "--data.root", str(fixture_root),
-                     "--print_config")
+    result = run_cli(
+        "fit",
+        "--config",
+        TINY,
+        "--config",
+        str(second),
+        "--model.init_args.hidden=9",
+        "--data.root",
+        str(fixture_root),
+        "--print_config",
+    )
     _ok(result)
     config = yaml.safe_load(result.stdout)
     assert config["model"]["init_args"]["hidden"] == 9  # the command line wins
@@ -89,15 +141,25 @@ def test_config_composition_and_dotted_overrides(fixture_root: Path, tmp_path: P
 
 
 def test_audiovis_script_is_the_same_cli(fixture_root: Path) -> None:
-    result = run_cli("fit", "--config", TINY, "--data.root", str(fixture_root), "--print_config",
-                     tool="audiovis")
+    result = run_cli(
+        "fit", "--config", TINY, "--data.root", str(fixture_root), "--print_config", tool="audiovis"
+    )
     _ok(result)
     assert yaml.safe_load(result.stdout)["data"]["init_args"]["clip_frames"] == 8
 
 
 def test_rerun_into_the_same_directory(fixture_root: Path, tmp_path: Path) -> None:
-    args = ("fit", "--config", TINY, "--data.root", str(fixture_root), "--trainer.max_epochs",
-            "1", "--trainer.default_root_dir", str(tmp_path))
+    args = (
+        "fit",
+        "--config",
+        TINY,
+        "--data.root",
+        str(fixture_root),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.default_root_dir",
+        str(tmp_path),
+    )
     _ok(run_cli(*args))
     _ok(run_cli(*args))
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
@@ -115,8 +177,9 @@ def test_rerun_into_the_same_directory(fixture_root: Path, tmp_path: Path) -> No
         (("--data.root", "/no/such/dir"), "/no/such/dir"),
     ],
 )
-def test_user_mistakes_get_one_line(fixture_root: Path, extra: tuple[str, ...],
-                                    expected: str) -> None:
+def test_user_mistakes_get_one_line(
+    fixture_root: Path, extra: tuple[str, ...], expected: str
+) -> None:
     result = run_cli("fit", "--config", TINY, "--data.root", str(fixture_root), *extra)
     assert result.returncode == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
@@ -128,8 +191,9 @@ def test_missing_stream_names_model_stream_and_root(tmp_path: Path) -> None:
     from audiovis.data.schema import write_manifest, write_performance
     from tests.helpers.fixture import make_performance
 
-    meta, arrays, audio = make_performance(np.random.default_rng(0), "solo", 1.0, 32, 25.0, 8000,
-                                           "cello")
+    meta, arrays, audio = make_performance(
+        np.random.default_rng(0), "solo", 1.0, 32, 25.0, 8000, "cello"
+    )
     del arrays["video"]
     write_performance(tmp_path, meta, arrays, audio)
     write_manifest(tmp_path, [(meta, "train")])

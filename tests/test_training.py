@@ -21,10 +21,18 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["state_dict"]
 
 
-def test_gan_steps_each_network_with_its_own_optimizer(fixture_root: Path,
-                                                       tmp_path: Path) -> None:
-    _ok(run_cli("fit", "--config", TINY_GAN, "--data.root", str(fixture_root),
-                "--trainer.default_root_dir", str(tmp_path)))
+def test_gan_steps_each_network_with_its_own_optimizer(fixture_root: Path, tmp_path: Path) -> None:
+    _ok(
+        run_cli(
+            "fit",
+            "--config",
+            TINY_GAN,
+            "--data.root",
+            str(fixture_root),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+        )
+    )
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     opt_g, opt_d = ckpt["optimizer_states"]
     d_steps = {int(s["step"]) for s in opt_d["state"].values()}
@@ -35,9 +43,19 @@ def test_gan_steps_each_network_with_its_own_optimizer(fixture_root: Path,
 
 
 def test_nonfinite_loss_stops_with_clear_message(fixture_root: Path, tmp_path: Path) -> None:
-    result = run_cli("fit", "--config", TINY_GAN, "--data.root", str(fixture_root),
-                     "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "3",
-                     "--model.init_args.nan_after", "20")
+    result = run_cli(
+        "fit",
+        "--config",
+        TINY_GAN,
+        "--data.root",
+        str(fixture_root),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.max_epochs",
+        "3",
+        "--model.init_args.nan_after",
+        "20",
+    )
     assert result.returncode == 2 and "Traceback" not in result.stderr
     error = next(line for line in result.stderr.splitlines() if line.startswith("error:"))
     assert "loss became nan" in error and "last good checkpoint" in error
@@ -47,18 +65,43 @@ def test_nonfinite_loss_stops_with_clear_message(fixture_root: Path, tmp_path: P
 
 
 def test_bf16_mixed_trains(fixture_root: Path, tmp_path: Path) -> None:
-    _ok(run_cli("fit", "--config", TINY, "--data.root", str(fixture_root),
-                "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1",
-                "--trainer.precision", "bf16-mixed"))
+    _ok(
+        run_cli(
+            "fit",
+            "--config",
+            TINY,
+            "--data.root",
+            str(fixture_root),
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.max_epochs",
+            "1",
+            "--trainer.precision",
+            "bf16-mixed",
+        )
+    )
     weights = _weights(tmp_path / "checkpoints" / "last.ckpt")
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
 
 
 def test_ddp_on_two_cpu_processes(fixture_root: Path, tmp_path: Path) -> None:
-    result = run_cli("fit", "--config", TINY, "--data.root", str(fixture_root),
-                     "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "1",
-                     "--trainer.strategy", "ddp", "--trainer.devices", "2",
-                     "--trainer.num_nodes", "1")
+    result = run_cli(
+        "fit",
+        "--config",
+        TINY,
+        "--data.root",
+        str(fixture_root),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.strategy",
+        "ddp",
+        "--trainer.devices",
+        "2",
+        "--trainer.num_nodes",
+        "1",
+    )
     _ok(result)
     ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
     # 44 windows split over 2 ranks of batch 4: 6 steps per epoch (11 on one process)
@@ -66,16 +109,30 @@ def test_ddp_on_two_cpu_processes(fixture_root: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kill_at", [12, 23], ids=["mid-epoch", "after-epoch-boundary"])
-def test_sigkill_resume_matches_uninterrupted_run(fixture_root: Path, tmp_path: Path,
-                                                  kill_at: int) -> None:
-    common = ("fit", "--config", TINY, "--data.root", str(fixture_root),
-              "--trainer.max_epochs", "3", "--checkpoint.every_n_train_steps", "1")
+def test_sigkill_resume_matches_uninterrupted_run(
+    fixture_root: Path, tmp_path: Path, kill_at: int
+) -> None:
+    common = (
+        "fit",
+        "--config",
+        TINY,
+        "--data.root",
+        str(fixture_root),
+        "--trainer.max_epochs",
+        "3",
+        "--checkpoint.every_n_train_steps",
+        "1",
+    )
     full, broken = tmp_path / "full", tmp_path / "broken"
     _ok(run_cli(*common, "--trainer.default_root_dir", str(full)))
 
-    killed = run_cli(*common, "--trainer.default_root_dir", str(broken),
-                     "--trainer.callbacks+=tests.helpers.tiny.KillAtStep",
-                     f"--trainer.callbacks.step={kill_at}")
+    killed = run_cli(
+        *common,
+        "--trainer.default_root_dir",
+        str(broken),
+        "--trainer.callbacks+=tests.helpers.tiny.KillAtStep",
+        f"--trainer.callbacks.step={kill_at}",
+    )
     assert killed.returncode == -9  # SIGKILL
     last = torch.load(broken / "checkpoints" / "last.ckpt", weights_only=True)
     assert last["global_step"] == kill_at - 1  # killed before that step's checkpoint

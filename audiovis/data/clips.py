@@ -21,12 +21,17 @@ Item = dict[str, Any]
 
 @dataclass(frozen=True)
 class StreamFiles:
-    """Where each stream of one performance lives (the original or a resized/resampled cache)."""
+    """Where each stream of one performance lives (the original or a resized/resampled cache).
+
+    ``sample_rate`` is the rate of the ``audio`` file when it was resampled (``None``: the
+    performance's own, ``meta.sample_rate``).
+    """
 
     meta: PerformanceMeta
     arrays: dict[str, Path]
     audio: Path | None
     labels: dict[str, int]
+    sample_rate: int | None = None
 
 
 def to_float_video(frames: np.ndarray) -> Tensor:
@@ -94,7 +99,7 @@ class ClipDataset(Dataset[Item]):
         """Samples under frames [start, start + frames) with the context, zero-padded."""
         assert files.audio is not None
         meta, wave = files.meta, self._array(files.audio)
-        per_frame = meta.sample_rate / meta.fps
+        per_frame = (files.sample_rate or meta.sample_rate) / meta.fps
         before, after = self.audio_context
         begin = round((start - before) * per_frame)
         length = round((frames + before + after) * per_frame)
@@ -115,10 +120,10 @@ class ClipDataset(Dataset[Item]):
             elif stream == "video":
                 item["video"] = to_float_video(self._array(files.arrays["video"])[start:stop])
             elif stream == "mask":
-                mask = np.asarray(self._array(files.arrays["mask"])[start:stop], np.float32)
+                mask = np.array(self._array(files.arrays["mask"])[start:stop], np.float32)
                 item["mask"] = torch.from_numpy(mask)[:, None]
             elif stream in ARRAY_STREAMS:
-                arr = np.asarray(self._array(files.arrays[stream])[start:stop], np.float32)
+                arr = np.array(self._array(files.arrays[stream])[start:stop], np.float32)
                 item[stream] = torch.from_numpy(arr)
             elif stream in LABELS:
                 item[stream] = torch.tensor(files.labels[stream], dtype=torch.long)
@@ -168,14 +173,20 @@ class MediaFileDataset(Dataset[Item]):
         if self.kind == "audio":
             audio, _ = read_audio(path, self.sample_rate)
             if len(audio) < min_seconds * self.sample_rate:
-                raise MediaError(path, f"{len(audio) / self.sample_rate:.2f} s of audio is "
-                                       f"shorter than one clip ({min_seconds:.2f} s)")
+                raise MediaError(
+                    path,
+                    f"{len(audio) / self.sample_rate:.2f} s of audio is "
+                    f"shorter than one clip ({min_seconds:.2f} s)",
+                )
             item["audio"] = torch.from_numpy(audio)
             return item
         frames, _ = read_video(path, fps=self.fps, size=self.image_size)
         if len(frames) < self.min_frames:
-            raise MediaError(path, f"{len(frames)} frames at {self.fps:g} fps is shorter than "
-                                   f"one clip ({self.min_frames} frames)")
+            raise MediaError(
+                path,
+                f"{len(frames)} frames at {self.fps:g} fps is shorter than "
+                f"one clip ({self.min_frames} frames)",
+            )
         item["video"] = to_float_video(frames)
         try:
             audio, _ = read_audio(path, self.sample_rate, allow_silent=True)

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
 from audiovis.data.clips import ClipDataset, Item, MediaFileDataset, StreamFiles
@@ -139,7 +139,7 @@ class AudioVisualDataModule(pl.LightningDataModule):
         self.cache_dir = cache_dir
         self.predict_audio, self.predict_video = _as_list(predict_audio), _as_list(predict_video)
         self.predict_split = predict_split
-        self.datasets: dict[str, Dataset[Item]] = {}
+        self.datasets: dict[str, ClipDataset | MediaFileDataset] = {}
         self.manifest: Manifest | None = None
 
     # ------------------------------------------------------------------ where the data lives
@@ -168,14 +168,17 @@ class AudioVisualDataModule(pl.LightningDataModule):
         digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
         return user_cache_dir() / "converted" / digest
 
+    def _model(self) -> Any:
+        # without a Trainer (a notebook, a benchmark) only data.streams count
+        return getattr(self.trainer, "lightning_module", None)
+
     def required_streams(self) -> list[str]:
         """The model's streams (its ``streams`` attribute) and ``data.streams``, in order."""
-        model = self.trainer.lightning_module if self.trainer is not None else None
-        wanted = [*getattr(model, "streams", ()), *self.streams]
+        wanted = [*getattr(self._model(), "streams", ()), *self.streams]
         return list(dict.fromkeys(wanted))
 
     def _model_name(self) -> str:
-        model = self.trainer.lightning_module if self.trainer is not None else None
+        model = self._model()
         return type(model).__name__ if model is not None else "the model"
 
     # ---------------------------------------------------------------------------- conversion
@@ -185,9 +188,11 @@ class AudioVisualDataModule(pl.LightningDataModule):
         folder = root / name
         meta = read_meta(folder)
         if abs(meta.fps - self.fps) > 1e-6:
-            raise AudiovisError(f"{folder / 'meta.json'}: recorded at {meta.fps:g} fps but "
-                                f"data.fps is {self.fps:g}; set data.fps={meta.fps:g} or "
-                                "re-import the data at that rate")
+            raise AudiovisError(
+                f"{folder / 'meta.json'}: recorded at {meta.fps:g} fps but "
+                f"data.fps is {self.fps:g}; set data.fps={meta.fps:g} or "
+                "re-import the data at that rate"
+            )
         cache = self._cache_root(root) / name
         arrays: dict[str, Path] = {}
         for stream in streams:
@@ -215,10 +220,14 @@ class AudioVisualDataModule(pl.LightningDataModule):
                 names = self.manifest.classes.get(label, [])
                 value = getattr(meta, label)
                 if value not in names:
-                    raise AudiovisError(f"{root / 'manifest.json'}: {label} {value!r} of "
-                                        f"{name!r} is not in classes.{label}")
+                    raise AudiovisError(
+                        f"{root / 'manifest.json'}: {label} {value!r} of "
+                        f"{name!r} is not in classes.{label}"
+                    )
                 labels[label] = names.index(value)
-        return StreamFiles(meta=meta, arrays=arrays, audio=audio, labels=labels)
+        return StreamFiles(
+            meta=meta, arrays=arrays, audio=audio, labels=labels, sample_rate=self.sample_rate
+        )
 
     def _check_streams(self, root: Path, streams: list[str]) -> None:
         assert self.manifest is not None
@@ -247,8 +256,7 @@ class AudioVisualDataModule(pl.LightningDataModule):
         if build:
             from tqdm.auto import tqdm
 
-            names = tqdm(names, desc="preparing data", unit="performance",
-                         disable=len(names) < 20)
+            names = tqdm(names, desc="preparing data", unit="performance", disable=len(names) < 20)
         for name, split in names:
             splits[split].append(self._files(root, name, streams, build))
         return splits
@@ -262,34 +270,46 @@ class AudioVisualDataModule(pl.LightningDataModule):
         self._load(build=True)
 
     def _predicting_files(self) -> bool:
-        stage = self.trainer.state.stage if self.trainer is not None else None
-        predicting = stage is not None and stage.value == "predict"
+        state = getattr(self.trainer, "state", None)
+        predicting = (
+            state is not None and state.stage is not None and state.stage.value == "predict"
+        )
         return predicting and bool(self.predict_audio or self.predict_video)
 
     def setup(self, stage: str) -> None:
         if stage == "predict" and (self.predict_audio or self.predict_video):
             kind = "video" if self.predict_video else "audio"
             self.datasets["predict"] = MediaFileDataset(
-                self.predict_video or self.predict_audio, kind, self.sample_rate, self.fps,
-                self.image_size, min_frames=self.clip_frames,
+                self.predict_video or self.predict_audio,
+                kind,
+                self.sample_rate,
+                self.fps,
+                self.image_size,
+                min_frames=self.clip_frames,
             )
             return
         splits = self._load(build=False)
         streams = self.required_streams()
         for split, files in splits.items():
             stride = self.clip_stride if split == "train" else self.eval_stride
-            self.datasets[split] = ClipDataset(files, streams, self.clip_frames, stride,
-                                               self.audio_context)
+            self.datasets[split] = ClipDataset(
+                files, streams, self.clip_frames, stride, self.audio_context
+            )
         if stage == "fit" and len(self.datasets["train"]) == 0:
-            raise AudiovisError(f"dataset {self.dataset_root()}: no training window of "
-                                f"{self.clip_frames} frames (is the train split empty?)")
+            raise AudiovisError(
+                f"dataset {self.dataset_root()}: no training window of "
+                f"{self.clip_frames} frames (is the train split empty?)"
+            )
         if stage == "predict":
             self.datasets["predict"] = self.datasets[self.predict_split]
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader[Item]:
-        kwargs: dict[str, Any] = dict(batch_size=self.batch_size, num_workers=self.num_workers,
-                                      pin_memory=self.pin_memory,
-                                      persistent_workers=self.num_workers > 0)
+        kwargs: dict[str, Any] = dict(
+            batch_size=self.batch_size,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
         # a stateful loader lets a resumed run continue mid-epoch with the same batches
         cls = ResumableDataLoader if shuffle else DataLoader
         return cls(self.datasets[split], shuffle=shuffle, **kwargs)  # type: ignore[no-any-return]

@@ -137,8 +137,13 @@ def read_meta(folder: str | os.PathLike[str]) -> PerformanceMeta:
     """
     path = Path(folder) / META
     data = _load_json(path)
-    required = {"fps": (int, float), "sample_rate": int, "num_frames": int, "size": list,
-                "streams": list}
+    required: dict[str, type | tuple[type, ...]] = {
+        "fps": (int, float),
+        "sample_rate": int,
+        "num_frames": int,
+        "size": list,
+        "streams": list,
+    }
     for key, kind in required.items():
         if key not in data:
             raise DataError(path, f"missing field '{key}'")
@@ -164,8 +169,11 @@ def read_meta(folder: str | os.PathLike[str]) -> PerformanceMeta:
         num_frames=int(data["num_frames"]),
         size=(int(data["size"][0]), int(data["size"][1])),
         streams=list(data["streams"]),
-        **{k: str(data[k]) for k in ("instrument", "style", "performer", "piece", "source",
-                                     "licence") if k in data},
+        **{
+            k: str(data[k])
+            for k in ("instrument", "style", "performer", "piece", "source", "licence")
+            if k in data
+        },
         extra=extra,
     )
 
@@ -185,13 +193,19 @@ def read_manifest(root: str | os.PathLike[str]) -> Manifest:
         if not isinstance(entry, dict) or "name" not in entry or "split" not in entry:
             raise DataError(path, f"performance #{i} needs a 'name' and a 'split'")
         if entry["split"] not in SPLITS:
-            raise DataError(path, f"performance {entry['name']!r} has split {entry['split']!r};"
-                                  f" expected one of {list(SPLITS)}")
+            raise DataError(
+                path,
+                f"performance {entry['name']!r} has split {entry['split']!r};"
+                f" expected one of {list(SPLITS)}",
+            )
     classes = data.get("classes", {})
     if not isinstance(classes, dict):
         raise DataError(path, "field 'classes' must map a label to its class names")
-    return Manifest(performances=perfs, classes={k: list(v) for k, v in classes.items()},
-                    name=str(data.get("name", "")))
+    return Manifest(
+        performances=perfs,
+        classes={k: list(v) for k, v in classes.items()},
+        name=str(data.get("name", "")),
+    )
 
 
 def array_path(folder: str | os.PathLike[str], stream: str) -> Path:
@@ -210,8 +224,10 @@ def check_array(path: Path, spec: ArrayStream, meta: PerformanceMeta, deep: bool
     if str(arr.dtype) not in spec.dtypes:
         problems.append(f"{path}: dtype {arr.dtype}, expected {' or '.join(spec.dtypes)}")
     sizes = {"H": meta.size[0], "W": meta.size[1]}
-    expected = (meta.num_frames, *(sizes.get(d, d) if isinstance(d, str) else d
-                                   for d in spec.trailing))
+    expected = (
+        meta.num_frames,
+        *(sizes.get(d, d) if isinstance(d, str) else d for d in spec.trailing),
+    )
     ok = arr.ndim == len(expected) and all(
         e is None or a == e for a, e in zip(arr.shape, expected, strict=True)
     )
@@ -240,13 +256,16 @@ def check_audio(path: Path, meta: PerformanceMeta, deep: bool) -> list[str]:
     if info.channels != 1:
         problems.append(f"{path}: {info.channels} channels, expected mono")
     if info.samplerate != meta.sample_rate:
-        problems.append(f"{path}: sample rate {info.samplerate} Hz, meta.json says "
-                        f"{meta.sample_rate} Hz")
+        problems.append(
+            f"{path}: sample rate {info.samplerate} Hz, meta.json says " f"{meta.sample_rate} Hz"
+        )
     expected = meta.duration * info.samplerate
     if abs(info.frames - expected) > info.samplerate / meta.fps + 1:
-        problems.append(f"{path}: {info.frames / info.samplerate:.3f} s of audio, but "
-                        f"{meta.num_frames} frames at {meta.fps:g} fps last "
-                        f"{meta.duration:.3f} s")
+        problems.append(
+            f"{path}: {info.frames / info.samplerate:.3f} s of audio, but "
+            f"{meta.num_frames} frames at {meta.fps:g} fps last "
+            f"{meta.duration:.3f} s"
+        )
     if deep and not problems:
         audio, _ = sf.read(str(path), dtype="float32", always_2d=True)
         if not np.isfinite(audio).all():
@@ -302,10 +321,14 @@ def check_dataset(root: str | os.PathLike[str], deep: bool = True) -> list[str]:
         problems += check_performance(folder, deep=deep)
         for label in LABELS:
             value = entry.get(label)
-            if value is not None and label in manifest.classes and \
-                    value not in manifest.classes[label]:
-                problems.append(f"{root / MANIFEST}: {name!r} has {label} {value!r}, not in "
-                                f"classes.{label}")
+            if (
+                value is not None
+                and label in manifest.classes
+                and value not in manifest.classes[label]
+            ):
+                problems.append(
+                    f"{root / MANIFEST}: {name!r} has {label} {value!r}, not in " f"classes.{label}"
+                )
     return problems
 
 
@@ -366,8 +389,13 @@ def write_performance(
             np.save(tmp / ARRAY_STREAMS[stream].filename, np.ascontiguousarray(arr))
             streams.append(stream)
         if audio is not None:
-            sf.write(tmp / AUDIO_FILE, np.asarray(audio, dtype=np.float32), meta.sample_rate,
-                     format="FLAC", subtype="PCM_24")
+            sf.write(
+                tmp / AUDIO_FILE,
+                np.asarray(audio, dtype=np.float32),
+                meta.sample_rate,
+                format="FLAC",
+                subtype="PCM_24",
+            )
             streams.append("audio")
         if midi is not None:
             (tmp / MIDI_FILE).write_bytes(midi)
@@ -396,13 +424,25 @@ def write_manifest(
     for meta, split in entries:
         if split not in SPLITS:
             raise DataError(Path(root) / MANIFEST, f"unknown split {split!r}")
-        perfs.append({"name": meta.name, "split": split, "duration": round(meta.duration, 6),
-                      "fps": meta.fps, "sample_rate": meta.sample_rate,
-                      "instrument": meta.instrument, "style": meta.style,
-                      "performer": meta.performer, "piece": meta.piece, "source": meta.source,
-                      "licence": meta.licence})
+        perfs.append(
+            {
+                "name": meta.name,
+                "split": split,
+                "duration": round(meta.duration, 6),
+                "fps": meta.fps,
+                "sample_rate": meta.sample_rate,
+                "instrument": meta.instrument,
+                "style": meta.style,
+                "performer": meta.performer,
+                "piece": meta.piece,
+                "source": meta.source,
+                "licence": meta.licence,
+            }
+        )
     classes = {label: sorted({str(p[label]) for p in perfs}) for label in LABELS}
     manifest = Manifest(performances=perfs, classes=classes, name=name)
-    atomic_write_json(Path(root) / MANIFEST, {"format_version": FORMAT_VERSION, "name": name,
-                                              "performances": perfs, "classes": classes})
+    atomic_write_json(
+        Path(root) / MANIFEST,
+        {"format_version": FORMAT_VERSION, "name": name, "performances": perfs, "classes": classes},
+    )
     return manifest

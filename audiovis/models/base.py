@@ -52,9 +52,11 @@ class AudioVisualModule(pl.LightningModule):
                 self.trainer.checkpoint_callback, "best_model_path", ""
             )
             last = f"; last good checkpoint: {path}" if path else "; no checkpoint was saved yet"
-        return (f"{type(self).__name__}: loss became {loss.detach().float().sum().item()} at "
-                f"epoch {self.current_epoch}, step {self.global_step}; training stopped before "
-                f"the update{last}. Lower the learning rate or enable gradient clipping")
+        return (
+            f"{type(self).__name__}: loss became {loss.detach().float().sum().item()} at "
+            f"epoch {self.current_epoch}, step {self.global_step}; training stopped before "
+            f"the update{last}. Lower the learning rate or enable gradient clipping"
+        )
 
 
 class GANModule(AudioVisualModule):
@@ -109,8 +111,10 @@ class GANModule(AudioVisualModule):
         opt_d = self.discriminator_optimizer(self.discriminator.parameters())
         scheds = [
             factory(opt)
-            for factory, opt in ((self.generator_scheduler, opt_g),
-                                 (self.discriminator_scheduler, opt_d))
+            for factory, opt in (
+                (self.generator_scheduler, opt_g),
+                (self.discriminator_scheduler, opt_d),
+            )
             if factory is not None
         ]
         return [opt_g, opt_d], scheds
@@ -120,12 +124,13 @@ class GANModule(AudioVisualModule):
             optimizer.zero_grad(set_to_none=True)
             self.manual_backward(loss)
             if self.gradient_clip is not None:
-                self.clip_gradients(optimizer, gradient_clip_val=self.gradient_clip,
-                                    gradient_clip_algorithm="norm")
+                self.clip_gradients(
+                    optimizer, gradient_clip_val=self.gradient_clip, gradient_clip_algorithm="norm"
+                )
             optimizer.step()
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        opt_g, opt_d = self.optimizers()  # type: ignore[misc]
+        opt_g, opt_d = self.optimizers()  # type: ignore[misc,attr-defined]
         with self.toggled_optimizer(opt_d):
             d_loss, d_logs = self.discriminator_loss(batch)
         self._optimize(opt_d, d_loss)

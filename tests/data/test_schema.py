@@ -81,8 +81,10 @@ def test_check_dataset_lists_every_problem_at_once(fresh_root: Path) -> None:
 def test_check_performance_reports_each_broken_file(fresh_root: Path) -> None:
     damage(fresh_root)
     folder = fresh_root / "perf00"
-    assert_reported(check_performance(folder), [(folder / "mask.npy", "missing"),
-                                                (folder / "audio.flac", "not a readable")])
+    assert_reported(
+        check_performance(folder),
+        [(folder / "mask.npy", "missing"), (folder / "audio.flac", "not a readable")],
+    )
 
 
 def test_shallow_check_skips_values_but_not_headers(fresh_root: Path) -> None:
@@ -107,8 +109,15 @@ def test_check_dataset_on_a_missing_root(tmp_path: Path) -> None:
 
 
 def valid_meta() -> dict[str, Any]:
-    meta = PerformanceMeta(name="take1", fps=25.0, sample_rate=8000, num_frames=50,
-                           size=(32, 32), streams=["audio", "video"], instrument="cello")
+    meta = PerformanceMeta(
+        name="take1",
+        fps=25.0,
+        sample_rate=8000,
+        num_frames=50,
+        size=(32, 32),
+        streams=["audio", "video"],
+        instrument="cello",
+    )
     return meta.to_json()
 
 
@@ -123,8 +132,15 @@ def test_read_meta_reads_what_was_written(tmp_path: Path) -> None:
 
 
 def test_meta_extra_survives_round_trips(tmp_path: Path) -> None:
-    meta = PerformanceMeta(name="take1", fps=25.0, sample_rate=8000, num_frames=50,
-                           size=(32, 32), streams=["audio"], extra={"camera": "left"})
+    meta = PerformanceMeta(
+        name="take1",
+        fps=25.0,
+        sample_rate=8000,
+        num_frames=50,
+        size=(32, 32),
+        streams=["audio"],
+        extra={"camera": "left"},
+    )
     for _ in range(2):  # write → read → write → read: no nesting of 'extra' in 'extra'
         (tmp_path / "meta.json").write_text(json.dumps(meta.to_json()))
         meta = read_meta(tmp_path)
@@ -149,11 +165,22 @@ def _drop(data: dict[str, Any], key: str) -> dict[str, Any]:
         ({**valid_meta(), "streams": ["audio", "smell"]}, "unknown streams ['smell']"),
         ({**valid_meta(), "extra": "left"}, "field 'extra' must be a JSON object"),
     ],
-    ids=["missing", "invalid-json", "not-object", "missing-field", "wrong-type", "bool",
-         "zero-frames", "bad-size", "unknown-stream", "bad-extra"],
+    ids=[
+        "missing",
+        "invalid-json",
+        "not-object",
+        "missing-field",
+        "wrong-type",
+        "bool",
+        "zero-frames",
+        "bad-size",
+        "unknown-stream",
+        "bad-extra",
+    ],
 )
-def test_read_meta_errors(tmp_path: Path, content: str | dict[str, Any] | None,
-                          problem: str) -> None:
+def test_read_meta_errors(
+    tmp_path: Path, content: str | dict[str, Any] | None, problem: str
+) -> None:
     path = tmp_path / "meta.json"
     if content is not None:
         path.write_text(content if isinstance(content, str) else json.dumps(content))
@@ -168,16 +195,17 @@ def test_read_meta_errors(tmp_path: Path, content: str | dict[str, Any] | None,
     ("content", "problem"),
     [
         (None, "missing"),
-        ({"performances": [{"name": "a", "split": "training"}]},
-         "performance 'a' has split 'training'; expected one of ['train', 'val', 'test']"),
+        (
+            {"performances": [{"name": "a", "split": "training"}]},
+            "performance 'a' has split 'training'; expected one of ['train', 'val', 'test']",
+        ),
         ({"performances": []}, "field 'performances' must be a non-empty list"),
         ({"classes": {}}, "field 'performances' must be a non-empty list"),
         ({"performances": [{"name": "a"}]}, "performance #0 needs a 'name' and a 'split'"),
     ],
     ids=["missing", "bad-split", "empty", "no-performances", "no-split"],
 )
-def test_read_manifest_errors(tmp_path: Path, content: dict[str, Any] | None,
-                              problem: str) -> None:
+def test_read_manifest_errors(tmp_path: Path, content: dict[str, Any] | None, problem: str) -> None:
     path = tmp_path / "manifest.json"
     if content is not None:
         path.write_text(json.dumps(content))
@@ -201,10 +229,18 @@ def tree(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
-def new_performance(name: str, seed: int) -> tuple[PerformanceMeta, dict[str, np.ndarray],
-                                                   np.ndarray]:
-    return make_performance(np.random.default_rng(seed), name, seconds=1.0, size=32, fps=25.0,
-                            sample_rate=8000, instrument="cello")
+def new_performance(
+    name: str, seed: int
+) -> tuple[PerformanceMeta, dict[str, np.ndarray], np.ndarray]:
+    return make_performance(
+        np.random.default_rng(seed),
+        name,
+        seconds=1.0,
+        size=32,
+        fps=25.0,
+        sample_rate=8000,
+        instrument="cello",
+    )
 
 
 def test_failed_write_leaves_nothing(tmp_path: Path) -> None:

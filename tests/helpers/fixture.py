@@ -21,7 +21,12 @@ PITCHES = np.arange(48, 72)  # MIDI C3 … B4
 
 
 def make_performance(
-    rng: np.random.Generator, name: str, seconds: float, size: int, fps: float, sample_rate: int,
+    rng: np.random.Generator,
+    name: str,
+    seconds: float,
+    size: int,
+    fps: float,
+    sample_rate: int,
     instrument: str,
 ) -> tuple[PerformanceMeta, dict[str, np.ndarray], np.ndarray]:
     frames = int(round(seconds * fps))
@@ -50,18 +55,32 @@ def make_performance(
     roll = np.zeros((frames, 88), np.uint8)
     roll[np.arange(frames), pitch - 21] = 1
     pose3d = np.cumsum(rng.normal(0, 0.01, (frames, 23, 3)), axis=0).astype(np.float32)
-    meta = PerformanceMeta(name=name, fps=fps, sample_rate=sample_rate, num_frames=frames,
-                           size=(size, size), streams=["instrument", "performer", "style"],
-                           instrument=instrument, performer=f"p{hash(name) % 2}",
-                           style="none", piece=name, source="tests fixture", licence="CC0")
-    arrays = {"video": video, "mask": mask, "keypoints": keypoints, "roll": roll,
-              "pose3d": pose3d}
+    meta = PerformanceMeta(
+        name=name,
+        fps=fps,
+        sample_rate=sample_rate,
+        num_frames=frames,
+        size=(size, size),
+        streams=["instrument", "performer", "style"],
+        instrument=instrument,
+        performer=f"p{hash(name) % 2}",
+        style="none",
+        piece=name,
+        source="tests fixture",
+        licence="CC0",
+    )
+    arrays = {"video": video, "mask": mask, "keypoints": keypoints, "roll": roll, "pose3d": pose3d}
     return meta, arrays, audio
 
 
 def make_fixture(
-    root: str | Path, performances: int = 6, seconds: float = 2.0, size: int = 32,
-    fps: float = 25.0, sample_rate: int = 8000, seed: int = 0,
+    root: str | Path,
+    performances: int = 6,
+    seconds: float = 2.0,
+    size: int = 32,
+    fps: float = 25.0,
+    sample_rate: int = 8000,
+    seed: int = 0,
 ) -> Path:
     """Write ``performances`` performances (4 train, then val and test alternating)."""
     rng = np.random.default_rng(seed)
@@ -69,8 +88,9 @@ def make_fixture(
     entries = []
     for i in range(performances):
         split = "train" if i < performances - 2 else ("val" if i % 2 == 0 else "test")
-        meta, arrays, audio = make_performance(rng, f"perf{i:02d}", seconds, size, fps,
-                                               sample_rate, INSTRUMENTS[i % 2])
+        meta, arrays, audio = make_performance(
+            rng, f"perf{i:02d}", seconds, size, fps, sample_rate, INSTRUMENTS[i % 2]
+        )
         write_performance(root, meta, arrays, audio)
         entries.append((meta, split))
     write_manifest(root, entries, name="fixture")

@@ -25,13 +25,18 @@ class FrameDecoder(nn.Module):
     def __init__(self, features: int, image_size: int, hidden: int = 64, noise: int = 0) -> None:
         super().__init__()
         self.image_size, self.noise = image_size, noise
-        self.net = nn.Sequential(nn.Linear(features + noise, hidden), nn.ReLU(),
-                                 nn.Dropout(0.1), nn.Linear(hidden, 3 * image_size**2))
+        self.net = nn.Sequential(
+            nn.Linear(features + noise, hidden),
+            nn.ReLU(),
+            nn.Dropout(0.1),
+            nn.Linear(hidden, 3 * image_size**2),
+        )
 
     def forward(self, feats: Tensor) -> Tensor:
         if self.noise:
-            feats = torch.cat([feats, torch.randn(*feats.shape[:-1], self.noise,
-                                                  device=feats.device)], dim=-1)
+            feats = torch.cat(
+                [feats, torch.randn(*feats.shape[:-1], self.noise, device=feats.device)], dim=-1
+            )
         b, t = feats.shape[:2]
         return torch.tanh(self.net(feats)).view(b, t, 3, self.image_size, self.image_size)
 
@@ -89,9 +94,15 @@ class TinyAudioToFrame(AudioVisualModule):
         samples = []
         for name, audio in zip(names, batch["audio"], strict=True):
             video = to_uint8(self.generate(audio))
-            samples.append(MediaSample(name=str(name), fps=self.fps, video=video,
-                                       audio=audio.float().cpu().numpy(),
-                                       sample_rate=self.sample_rate))
+            samples.append(
+                MediaSample(
+                    name=str(name),
+                    fps=self.fps,
+                    video=video,
+                    audio=audio.float().cpu().numpy(),
+                    sample_rate=self.sample_rate,
+                )
+            )
         return samples
 
     def media_samples(self, batch: dict[str, Tensor]) -> list[MediaSample]:
@@ -113,8 +124,12 @@ class TinyGAN(GANModule):
         gradient_clip: float | None = None,
         nan_after: int | None = None,
     ) -> None:
-        super().__init__(generator_optimizer, discriminator_optimizer, n_critic=n_critic,
-                         gradient_clip=gradient_clip)
+        super().__init__(
+            generator_optimizer,
+            discriminator_optimizer,
+            n_critic=n_critic,
+            gradient_clip=gradient_clip,
+        )
         self.save_hyperparameters(ignore=["generator_optimizer", "discriminator_optimizer"])
         self.frontend = LogMel(sample_rate, n_fft=256, hop_length=80, n_mels=32)
         self.generator = FrameDecoder(32, image_size, noise=8)
@@ -152,7 +167,13 @@ class KillAtStep(Callback):
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def on_train_batch_end(self, trainer: Trainer, pl_module: LightningModule, outputs: object,
-                           batch: object, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
+    ) -> None:
         if trainer.global_step >= self.step:
             os.kill(os.getpid(), signal.SIGKILL)
