@@ -201,3 +201,30 @@ def test_missing_stream_names_model_stream_and_root(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "TinyAudioToFrame needs stream 'video'" in result.stderr
     assert str(tmp_path) in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["wandb", "tensorboard"])
+def test_media_logging_offline(fixture_root: Path, tmp_path: Path, backend: str) -> None:
+    result = run_cli(
+        "fit",
+        "--config",
+        TINY,
+        "--config",
+        f"experiments/logging/{backend}.yaml",
+        "--data.root",
+        str(fixture_root),
+        "--trainer.default_root_dir",
+        str(tmp_path / "run"),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        env={"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)},
+    )
+    _ok(result)
+    videos = list(tmp_path.rglob("media/epoch=0/*.mp4"))
+    assert len(videos) == 2 and probe(videos[0])["audio"]["sample_rate"] == 8000
+    if backend == "wandb":  # the offline run holds the videos, ready for `wandb sync`
+        assert len(list((tmp_path / "wandb").rglob("media/videos/**/*.mp4"))) == 2
+    else:
+        assert list(tmp_path.rglob("events.out.tfevents.*"))
