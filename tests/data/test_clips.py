@@ -64,6 +64,12 @@ class PianoRollModel(FakeModel):
     streams = ("audio", "roll")
 
 
+def clips_of(dm: AudioVisualDataModule, name: str) -> ClipDataset:
+    dataset = dm.datasets[name]
+    assert isinstance(dataset, ClipDataset)
+    return dataset
+
+
 def attach(dm: AudioVisualDataModule, model: FakeModel) -> None:
     """A trainer-like object: the DataModule asks it for the model and the stage."""
     dm.trainer = SimpleNamespace(  # type: ignore[assignment]
@@ -94,7 +100,7 @@ def test_window_count(
         assert starts == [i * (stride or clip) for i in range(per_performance)]
         last = dataset[len(dataset) - 1]
         assert int(last["performance"]) == 5
-        assert int(last["start"]) + clip <= 50
+        assert int(last["start"]) == (per_performance - 1) * (stride or clip)
 
 
 def test_item_keys_shapes_dtypes(fixture_files: list[StreamFiles], fixture_root: Path) -> None:
@@ -159,7 +165,7 @@ def test_audio_context_pads_and_aligns(fixture_files: list[StreamFiles]) -> None
 
     middle = dataset[1]["audio"].numpy()  # window starts at frame 5
     np.testing.assert_array_equal(middle, wave[3 * PER_FRAME : 16 * PER_FRAME])
-    assert np.array_equal(middle[2 * PER_FRAME], wave[5 * PER_FRAME])
+    assert middle[2 * PER_FRAME] == wave[5 * PER_FRAME]  # the sample at the window start
 
     last = dataset[8]["audio"].numpy()  # frames 40 … 49, the end of the recording
     np.testing.assert_array_equal(last[: 12 * PER_FRAME], wave[38 * PER_FRAME :])
@@ -178,8 +184,7 @@ def test_datamodule_splits_and_labels(fixture_root: Path, tmp_path: Path) -> Non
         cache_dir=str(tmp_path),
     )
     dm.setup("fit")
-    train, val, test = (dm.datasets[s] for s in ("train", "val", "test"))
-    assert isinstance(train, ClipDataset)
+    train, val, test = (clips_of(dm, s) for s in ("train", "val", "test"))
     assert len(train) == 4 * ((50 - 10) // 5 + 1)  # clip_stride defaults to clip_frames // 2
     assert len(val) == len(test) == (50 - 10) // 10 + 1  # eval_stride defaults to clip_frames
     # cello (perf00, perf02 …) and piano (perf01, perf03 …), sorted: cello = 0, piano = 1
@@ -201,7 +206,7 @@ def test_datamodule_uses_the_model_streams(fixture_root: Path, tmp_path: Path) -
     attach(dm, PianoRollModel())
     dm.prepare_data()
     dm.setup("fit")
-    item = dm.datasets["train"][0]
+    item = clips_of(dm, "train")[0]
     assert set(item) == {"audio", "roll", "performance", "start"}
     assert tuple(item["audio"].shape) == (8 * PER_FRAME,)
 
@@ -249,7 +254,7 @@ def test_datamodule_writes_and_reuses_a_converted_cache(fresh_root: Path) -> Non
 
     dm.streams.append("roll")
     dm.setup("fit")
-    item = dm.datasets["train"][3]  # perf00, frames 6 … 10: a new note at frame 10
+    item = clips_of(dm, "train")[3]  # perf00, frames 6 … 10: a new note at frame 10
     assert tuple(item["video"].shape) == (5, 3, 16, 16)
     assert tuple(item["mask"].shape) == (5, 1, 16, 16)
     assert tuple(item["audio"].shape) == (5 * 16000 / 25,)  # 640 samples a frame at 16 kHz
@@ -310,8 +315,8 @@ def test_missing_stream_names_model_stream_and_root(tmp_path: Path) -> None:
     dm.streams = ["audio"]
     dm.prepare_data()
     dm.setup("fit")
-    assert len(dm.datasets["train"]) == 2 * ((25 - 5) // 2 + 1)
-    assert set(dm.datasets["train"][0]) == {"audio", "performance", "start"}
+    assert len(clips_of(dm, "train")) == 2 * ((25 - 5) // 2 + 1)
+    assert set(clips_of(dm, "train")[0]) == {"audio", "performance", "start"}
 
 
 def test_fps_mismatch_names_both_rates(fresh_root: Path, tmp_path: Path) -> None:
@@ -401,7 +406,7 @@ def test_train_loader_resumes_mid_epoch(fresh_root: Path, tmp_path: Path) -> Non
         cache_dir=str(tmp_path),
     )
     dm.setup("fit")
-    assert len(dm.datasets["train"]) == 2 * ((25 - 4) // 2 + 1)  # 22 windows, 11 batches
+    assert len(clips_of(dm, "train")) == 2 * ((25 - 4) // 2 + 1)  # 22 windows, 11 batches
 
     def windows(batches: list[dict[str, torch.Tensor]]) -> list[tuple[int, int]]:
         return [
