@@ -37,6 +37,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent
     )
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes files private; media files are for sharing
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -143,8 +144,12 @@ def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: in
     path = Path(path)
     audio = np.asarray(audio, dtype=np.float32)
     data = audio.T if audio.ndim == 2 else audio
+    audio_format = _sf_format(path)
     with atomic_path(path) as tmp:
-        sf.write(str(tmp), np.clip(data, -1.0, 1.0), sample_rate, format=_sf_format(path))
+        try:
+            sf.write(str(tmp), np.clip(data, -1.0, 1.0), sample_rate, format=audio_format)
+        except (sf.LibsndfileError, ValueError, TypeError) as err:
+            raise MediaError(path, f"cannot write audio ({err})") from None
     return path
 
 
@@ -312,6 +317,7 @@ class VideoWriter:
             prefix=f".{self.path.stem}.", suffix=".tmp.mp4", dir=self.path.parent
         )
         os.close(fd)
+        os.chmod(tmp, 0o644)
         self._tmp = Path(tmp)
         self.fps = fps
         self.audio = None if audio is None else np.asarray(audio, dtype=np.float32)
@@ -457,22 +463,31 @@ def draw_segments(
     points: np.ndarray,
     edges: Sequence[tuple[int, int]],
     colors: Sequence[Sequence[float]],
-    width: float,
+    width: float | Sequence[float],
     visible: np.ndarray,
+    coverage: np.ndarray | None = None,
 ) -> None:
     """Draw antialiased segments (capsules) between pixel points into a float canvas.
 
     Each segment is a distance field evaluated over its bounding box only, so the cost is the
     area the limbs cover, with no per-pixel Python loop.
 
-    Shape:
-        canvas (H, W, 3) float32, points (K, 2) pixel x, y; visible (K,) bool.
+    Args:
+        canvas: (H, W, 3) float32, drawn on in place.
+        points: (K, 2) pixel x, y.
+        edges: pairs of point indices; a pair (i, i) draws a disc.
+        colors: one RGB colour per edge.
+        width: line width in pixels, one for all or one per edge.
+        visible: (K,) bool; an edge is drawn when both ends are visible.
+        coverage: optional (H, W) float32, raised in place to each segment's coverage (for
+            masks).
     """
     h, w = canvas.shape[:2]
-    r = width / 2.0
-    for (a, b), color in zip(edges, colors, strict=False):
+    widths = [float(width)] * len(edges) if np.isscalar(width) else list(width)  # type: ignore[arg-type]
+    for (a, b), color, wd in zip(edges, colors, widths, strict=False):
         if not (visible[a] and visible[b]):
             continue
+        r = wd / 2.0
         p, q = points[a], points[b]
         x0 = int(max(np.floor(min(p[0], q[0]) - r - 1), 0))
         x1 = int(min(np.ceil(max(p[0], q[0]) + r + 2), w))
@@ -491,6 +506,9 @@ def draw_segments(
         dist = np.hypot(xs - (p[0] + t * d[0]), ys - (p[1] + t * d[1]))
         alpha = np.clip(r + 0.5 - dist, 0.0, 1.0)
         _stamp(canvas, alpha, y0, x0, color)
+        if coverage is not None:
+            window = coverage[y0:y1, x0:x1]
+            np.maximum(window, alpha, out=window)
 
 
 def draw_skeleton(

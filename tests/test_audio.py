@@ -132,6 +132,16 @@ def test_onset_envelope_peaks_at_the_onset() -> None:
     assert float(out.max()) > 1.0
 
 
+def test_onset_envelope_ignores_a_fade_out() -> None:
+    t = torch.arange(SR) / SR
+    # full level until 0.4 s, a raised-cosine fade to 1 % by 0.6 s, then quiet
+    fade = 0.01 + 0.99 * 0.5 * (1 + torch.cos(math.pi * (t - 0.4) / 0.2))
+    level = torch.where(t < 0.4, 1.0, torch.where(t > 0.6, 0.01, fade))
+    out = OnsetEnvelope(sample_rate=SR)(level * sine(440))[0, 0]
+    # energy only falls: no positive flux to speak of (a rectified-free flux is ~0.15 here)
+    assert float(out[23:40].mean()) < 0.05
+
+
 def test_frames_to_video_rate_averages_spans() -> None:
     features = torch.arange(8.0).reshape(1, 1, 8)
     out = frames_to_video_rate(features, 4)
@@ -146,6 +156,7 @@ def test_frames_to_video_rate_averages_spans() -> None:
 def test_hop_for() -> None:
     assert hop_for(16000, 25) == 160
     assert hop_for(16000, 30) == 133  # floor(133.3)
+    assert hop_for(16000, 24) == 166  # floor(166.7), not rounded
     assert hop_for(16000, 25, per_frame=1) == 640
     assert hop_for(10, 30) == 1
 

@@ -134,6 +134,19 @@ def test_gradient_penalty_is_differentiable_in_the_critic() -> None:
     gradient_penalty(critic, real, fake).backward()
     # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w|| = 4 w / 3
     torch.testing.assert_close(critic.w.grad, 4 * torch.tensor(W) / 3)
-    # the samples are detached: the penalty trains only the critic
+
+
+def test_gradient_penalty_of_a_quadratic_critic() -> None:
+    def critic(x: Tensor) -> Tensor:
+        return 0.5 * (x**2).sum(dim=1)  # gradient x: the penalty is (||x|| - 1)^2
+
+    # real and fake coincide, so every interpolate is that point whatever the mixing weight
+    real = torch.tensor([[3.0, 4.0], [0.0, 0.5]], requires_grad=True)
+    fake = real.detach().clone().requires_grad_(True)
+    penalty = gradient_penalty(critic, real, fake)
+    # ((5 - 1)^2 + (0.5 - 1)^2) / 2 = (16 + 0.25) / 2
+    assert float(penalty) == pytest.approx(8.125)
+    penalty.backward()
+    # the samples are detached: the penalty trains only the critic, never the generator
     assert real.grad is None
     assert fake.grad is None

@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
+from audiovis.data.cache import user_cache_dir
 from audiovis.data.clips import ClipDataset, Item, MediaFileDataset, StreamFiles
 from audiovis.data.schema import (
     ARRAY_STREAMS,
@@ -46,14 +47,6 @@ class ResumableDataLoader(StatefulDataLoader):
         if exhausted and not state_dict.get("_iterator_finished", False):
             for _ in self:
                 pass
-
-
-def user_cache_dir() -> Path:
-    """``$AUDIOVIS_CACHE``, else ``$XDG_CACHE_HOME/audiovis``, else ``~/.cache/audiovis``."""
-    if "AUDIOVIS_CACHE" in os.environ:
-        return Path(os.environ["AUDIOVIS_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))
-    return Path(base) / "audiovis"
 
 
 def _as_list(paths: str | Sequence[str] | None) -> list[str]:

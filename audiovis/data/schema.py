@@ -343,6 +343,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -381,6 +382,7 @@ def write_performance(
     root.mkdir(parents=True, exist_ok=True)
     final = root / meta.name
     tmp = Path(tempfile.mkdtemp(prefix=f".{meta.name}.", suffix=".tmp", dir=root))
+    tmp.chmod(0o755)  # mkdtemp makes folders private
     try:
         streams = []
         for stream, arr in arrays.items():
