@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 
 TOOLS_HELP = """\
 audiovis tools (besides fit/validate/test/predict):
+  studio build --out DIR   render a studio dataset (real scores, performers, ground truth)
   check-data ROOT      list every problem in a dataset at once
   bench [NAME ...]     run the benchmarks under bench/ (JSON to bench/results/)
 """
@@ -198,7 +199,67 @@ def bench(argv: Sequence[str]) -> int:
     return status
 
 
-TOOLS: dict[str, Callable[[Sequence[str]], int]] = {"check-data": check_data, "bench": bench}
+def studio(argv: Sequence[str]) -> int:
+    from audiovis.data.studio import INSTRUMENTS, STYLES, StudioConfig, build
+
+    parser = argparse.ArgumentParser(prog="audiovis studio", description="The performance studio.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="render a dataset of performances with exact ground truth")
+    b.add_argument("--out", required=True, help="dataset root to write (resumes if present)")
+    b.add_argument(
+        "--instruments",
+        nargs="*",
+        default=list(INSTRUMENTS),
+        metavar="NAME",
+        help=f"of {', '.join(INSTRUMENTS)} (default: all)",
+    )
+    b.add_argument(
+        "--styles",
+        nargs="*",
+        default=list(STYLES),
+        metavar="STYLE",
+        help=f"dance styles, of {', '.join(STYLES)} (default: all)",
+    )
+    b.add_argument("--minutes", type=float, default=10.0, help="music in total (default 10)")
+    b.add_argument("--segment", type=float, default=20.0, help="seconds per performance")
+    b.add_argument("--size", type=int, default=128, help="frame side in pixels (default 128)")
+    b.add_argument("--fps", type=float, default=25.0)
+    b.add_argument("--sample-rate", type=int, default=16000)
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--soundfont", help="a General MIDI .sf2 (default: pretty_midi's)")
+    b.add_argument("--reverb", type=float, default=0.0, help="room reverb wet mix, 0..1")
+    b.add_argument("--noise-db", type=float, help="add white noise at this dBFS level")
+    b.add_argument("--midi", nargs="*", default=[], help="perform these MIDI files instead")
+    b.add_argument(
+        "--procedural", action="store_true", help="procedural scores instead of the music21 corpus"
+    )
+    b.add_argument("--workers", type=int, help="parallel processes (default: all cores)")
+    args = parser.parse_args(argv)
+    config = StudioConfig(
+        instruments=tuple(args.instruments),
+        styles=tuple(args.styles),
+        minutes=args.minutes,
+        segment_seconds=args.segment,
+        size=args.size,
+        fps=args.fps,
+        sample_rate=args.sample_rate,
+        seed=args.seed,
+        soundfont=args.soundfont,
+        reverb=args.reverb,
+        noise_db=args.noise_db,
+        use_corpus=not args.procedural,
+        midi=tuple(args.midi),
+    )
+    root = build(args.out, config, workers=args.workers)
+    print(root)
+    return 0
+
+
+TOOLS: dict[str, Callable[[Sequence[str]], int]] = {
+    "studio": studio,
+    "check-data": check_data,
+    "bench": bench,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,10 @@ class FileProblem(AudiovisError, ValueError):
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
 
+    def __reduce__(self) -> tuple[type, tuple[Path, str]]:
+        # rebuilt from (path, problem) when raised in a worker process
+        return (type(self), (self.path, self.problem))
+
 
 class MissingDependency(AudiovisError, ImportError):
     """An optional library or a system library is not installed; the message says how."""

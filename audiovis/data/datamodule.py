@@ -151,7 +151,8 @@ class AudioVisualDataModule(pl.LightningDataModule):
                 "data.root is not set and this install has no performance studio to build the "
                 "embedded default dataset; pass --data.root DIR"
             ) from None
-        return default_dataset(fps=self.fps, sample_rate=self.sample_rate)
+        # built at 16 kHz; other rates come from the resampling cache like any dataset
+        return default_dataset(fps=self.fps)
 
     def _cache_root(self, root: Path) -> Path:
         if self.cache_dir is not None:

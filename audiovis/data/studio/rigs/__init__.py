@@ -1,0 +1,1 @@
+"""Performer rigs: motion as a deterministic function of the notes."""
