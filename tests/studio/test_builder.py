@@ -143,3 +143,28 @@ def test_cli_corrupt_midi_is_one_line(tmp_path: Path) -> None:
     assert "broken.mid: not a readable MIDI file" in result.stderr
     assert "Traceback" not in result.stderr
     assert not any((tmp_path / "out").glob("piano_*"))  # nothing half-written
+
+
+@pytest.mark.slow
+def test_datamodule_builds_the_embedded_default_on_first_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audiovis.data import AudioVisualDataModule
+
+    monkeypatch.setenv("AUDIOVIS_CACHE", str(tmp_path))  # a fresh machine: nothing cached
+    dm = AudioVisualDataModule(
+        streams=["audio", "video", "keypoints", "instrument"],
+        image_size=64,
+        clip_frames=16,
+        batch_size=4,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    root = dm.dataset_root()
+    assert root.is_relative_to(tmp_path) and check_dataset(root, deep=False) == []
+    manifest = read_manifest(root)
+    assert sum(p["duration"] for p in manifest.performances) >= 600  # >= 10 minutes
+    assert set(manifest.classes["instrument"]) == {"piano", "cello", "violin", "trombone",
+                                                   "guitar", "dance"}  # fmt: skip
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["video"].shape == (4, 16, 3, 64, 64) and batch["audio"].shape == (4, 16 * 640)

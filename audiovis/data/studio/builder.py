@@ -317,7 +317,9 @@ def build(
         else:
             import multiprocessing as mp
 
-            with mp.get_context("fork").Pool(workers) as pool:
+            # spawn, not fork: forking a process that runs torch or Lightning threads can
+            # deadlock the children
+            with mp.get_context("spawn").Pool(workers) as pool:
                 _consume(pool.imap_unordered(_worker, tasks), bar, on_done)
         bar.close()
         metas = [(read_meta(root / job.name), job.split) for job in jobs]
