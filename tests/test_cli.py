@@ -178,13 +178,24 @@ def test_rerun_into_the_same_directory(fixture_root: Path, tmp_path: Path) -> No
     ],
 )
 def test_user_mistakes_get_one_line(
-    fixture_root: Path, extra: tuple[str, ...], expected: str
+    fixture_root: Path,
+    extra: tuple[str, ...],
+    expected: str,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    result = run_cli("fit", "--config", TINY, "--data.root", str(fixture_root), *extra)
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and expected in errors[0], result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
+    # in-process (the same `main` the console script calls) to save a Python start per case;
+    # the subprocess tests below cover the console script itself
+    from audiovis.cli import main
+
+    try:
+        status = main(["fit", "--config", TINY, "--data.root", str(fixture_root), *extra])
+    except SystemExit as stop:
+        status = int(stop.code or 0)
+    stderr = capsys.readouterr().err
+    assert status == 2
+    errors = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and expected in errors[0], stderr[-2000:]
+    assert "Traceback" not in stderr
 
 
 def test_missing_stream_names_model_stream_and_root(tmp_path: Path) -> None:
