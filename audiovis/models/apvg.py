@@ -1,0 +1,306 @@
+"""APVG, "Let's Play Music": audio → keypoints (KHP) → coarse video (CVG) → final video (STU)
+with an audio-video discriminator, trained end to end in one LightningModule."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.cli import OptimizerCallable
+from pytorch_lightning.utilities import rank_zero_info
+from torch import Tensor
+
+from audiovis.audio import CQT, AudioFrontEnd, frames_to_video_rate
+from audiovis.callbacks import MediaSample
+from audiovis.losses import hinge_discriminator_loss, hinge_generator_loss
+from audiovis.media import draw_skeleton, hstack_videos, to_uint8
+from audiovis.models.base import GANModule
+from audiovis.networks.coarse import CoarseVideoGeneratorNet
+from audiovis.networks.discriminators import AudioVideoDiscriminator
+from audiovis.networks.keypoints import KeypointPredictorNet, dlt_heatmaps
+from audiovis.networks.stu import StructuredTemporalUNet
+from audiovis.networks.vgg import VGG19Features, perceptual_loss
+from audiovis.skeleton import NUM_KEYPOINTS
+
+
+class _Generator(torch.nn.Module):
+    """The three generator stages, so one optimizer holds them all."""
+
+    def __init__(self, khp: KeypointPredictorNet | None, cvg: CoarseVideoGeneratorNet | None,
+                 stu: StructuredTemporalUNet | None) -> None:  # fmt: skip
+        super().__init__()
+        self.khp, self.cvg, self.stu = khp, cvg, stu
+
+
+class APVG(GANModule):
+    """Audio-driven performance video generation.
+
+    From the audio of a window (and the previous frame), the KHP predicts body and hand
+    keypoints, the DLT turns them into a heatmap, the CVG generates a coarse frame
+    autoregressively, and the STU refines it into the final frame with a ConvGRU across frames
+    and a GCN over the skeleton. An audio-video discriminator judges (frame, audio) pairs.
+    All stages train jointly (the paper trains KHP and CVG first; joint training needs no
+    stage bookkeeping and the losses of the early stages keep them supervised).
+
+    Every component the paper ablates can be switched off: ``use_khp`` (the average pose is
+    used), ``use_cvg`` (the reference frame stands in for the coarse frame), ``use_stu`` (the
+    coarse frame is the output), ``use_gcn``, ``use_gru``, ``use_average`` (the KHP's
+    instrument condition) and ``use_dlt`` (no heatmap loss through the landmark transformer).
+
+    Args:
+        frontend: audio front-end (CQT, 84 bins, as the paper, by default).
+        image_size: frame side.
+        fps: video frame rate.
+        sample_rate: audio rate.
+        heatmap_radius: DLT tent radius in pixels (1 = the paper's formula at 256 px).
+        cvg_channels: width of the CVG decoder.
+        stu_base: width of the STU's UNet; ``stu_depth`` its depth.
+        w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
+        vgg_weights: a local VGG-19 state dict for the perceptual loss (random VGG otherwise).
+    """
+
+    streams: ClassVar[tuple[str, ...]] = ("audio", "video", "keypoints")
+    generator: _Generator
+
+    def __init__(
+        self,
+        frontend: AudioFrontEnd | None = None,
+        image_size: int = 128,
+        fps: float = 25.0,
+        sample_rate: int = 16000,
+        use_khp: bool = True,
+        use_cvg: bool = True,
+        use_stu: bool = True,
+        use_gcn: bool = True,
+        use_gru: bool = True,
+        use_average: bool = True,
+        use_dlt: bool = True,
+        heatmap_radius: float = 2.0,
+        cvg_channels: int = 64,
+        stu_base: int = 32,
+        stu_depth: int = 4,
+        w_coord: float = 10.0,
+        w_heatmap: float = 1.0,
+        w_coarse: float = 1.0,
+        w_l1: float = 10.0,
+        w_perceptual: float = 1.0,
+        w_adv: float = 0.05,
+        vgg_weights: str | None = None,
+        generator_optimizer: OptimizerCallable = torch.optim.Adam,
+        discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
+        n_critic: int = 1,
+        gradient_clip: float | None = 10.0,
+    ) -> None:
+        super().__init__(generator_optimizer, discriminator_optimizer, n_critic=n_critic,
+                         gradient_clip=gradient_clip)  # fmt: skip
+        self.save_hyperparameters(ignore=["frontend", "generator_optimizer",
+                                          "discriminator_optimizer"])  # fmt: skip
+        self.frontend = frontend or CQT(sample_rate, hop_length=256, n_bins=84)
+        feats = self.frontend.num_features
+        self.image_size, self.fps, self.sample_rate = image_size, fps, sample_rate
+        khp = KeypointPredictorNet(feats, NUM_KEYPOINTS, use_average=use_average) \
+            if use_khp else None  # fmt: skip
+        cvg = CoarseVideoGeneratorNet(feats, image_size, channels=cvg_channels) if use_cvg else None
+        stu = StructuredTemporalUNet(feats, base=stu_base, depth=stu_depth, use_gru=use_gru,
+                                     use_gcn=use_gcn) if use_stu else None  # fmt: skip
+        self.generator = _Generator(khp, cvg, stu)
+        self.discriminator = AudioVideoDiscriminator(feats, image_size=image_size)
+        self.vgg = VGG19Features(vgg_weights) if w_perceptual > 0 else None
+        # the instrument condition and the first frame of generation, from the training split
+        self.use_dlt, self.heatmap_radius = use_dlt, heatmap_radius
+        self.weights = {
+            "coord": w_coord,
+            "heatmap": w_heatmap,
+            "coarse": w_coarse,
+            "l1": w_l1,
+            "perceptual": w_perceptual,
+            "adv": w_adv,
+        }
+        self.average_keypoints: Tensor
+        self.reference_frame: Tensor
+        self.initialised: Tensor
+        self.register_buffer("average_keypoints", torch.full((NUM_KEYPOINTS, 3), 0.5))
+        self.register_buffer("reference_frame", torch.zeros(3, image_size, image_size))
+        self.register_buffer("initialised", torch.tensor(False))
+
+    # ------------------------------------------------------------------------------ set-up
+
+    def on_fit_start(self) -> None:
+        if self.vgg is not None:
+            rank_zero_info(f"APVG: perceptual loss on VGG-19 features ({self.vgg.source} "
+                           "weights)")  # fmt: skip
+        if bool(self.initialised):
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        dataset = getattr(datamodule, "datasets", {}).get("train")
+        if dataset is None:
+            return
+        keypoints, frames = [], []
+        for files in dataset.performances:
+            keypoints.append(np.load(files.arrays["keypoints"], mmap_mode="r")[::5])
+            frames.append(np.array(np.load(files.arrays["video"], mmap_mode="r")[0]))
+        kp = torch.from_numpy(np.concatenate(keypoints)).float()  # (N, K, 3)
+        conf = kp[..., 2:3]
+        mean_xy = (kp[..., :2] * conf).sum(0) / conf.sum(0).clamp(min=1e-6)
+        self.average_keypoints.copy_(torch.cat([mean_xy, conf.mean(0)], -1))
+        first = torch.from_numpy(frames[0]).permute(2, 0, 1).float() / 127.5 - 1
+        self.reference_frame.copy_(first)
+        self.initialised.fill_(True)
+
+    # ----------------------------------------------------------------------------- forward
+
+    def forward(
+        self,
+        audio: Tensor,
+        num_frames: int,
+        first_frame: Tensor | None = None,
+        state: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Generate ``num_frames`` frames from a window of audio.
+
+        Args:
+            audio: (B, S) waveform of the window.
+            num_frames: T.
+            first_frame: (B, 3, H, W) the frame before the window (the reference frame when
+                ``None`` and no state).
+            state: what the previous window returned, to chain windows.
+
+        Returns:
+            dict with ``keypoints`` (B, T, K, 2), ``heatmap`` (B, T, 1, H, W), ``coarse`` and
+            ``frames`` (B, T, 3, H, W) in [-1, 1], ``audio_feat`` (B, T, F) and ``state``.
+        """
+        b, size = audio.shape[0], self.image_size
+        state = state or {}
+        feats = self.frontend(audio)  # (B, F, N)
+        audio_feat = frames_to_video_rate(feats, num_frames)  # (B, T, F)
+        g = self.generator
+        average = self.average_keypoints[None, :, :2].expand(b, -1, -1)
+        if g.khp is not None:
+            keypoints = g.khp(feats, num_frames, average)  # (B, T, K, 2)
+        else:
+            keypoints = average[:, None].expand(-1, num_frames, -1, -1)
+        conf = self.average_keypoints[:, 2:3].expand(b, num_frames, -1, -1)
+        points = torch.cat([keypoints, (conf > 0.05).to(keypoints.dtype)], -1)
+        if not self.use_dlt:
+            points = points.detach()  # the heatmap no longer trains the keypoints
+        heatmap = dlt_heatmaps(points, size, radius=self.heatmap_radius, clamp=True)
+        if first_frame is None:
+            first_frame = self.reference_frame[None].expand(b, -1, -1, -1)
+        if g.cvg is not None:
+            coarse, cvg_state = g.cvg(feats, num_frames, first_frame if "cvg" not in state
+                                      else None, state=state.get("cvg"))  # fmt: skip
+        else:
+            coarse, cvg_state = first_frame[:, None].expand(-1, num_frames, -1, -1, -1), None
+        if g.stu is not None:
+            frames, stu_state = g.stu(coarse, heatmap, points, audio_feat, state.get("stu"))
+        else:
+            frames, stu_state = coarse, None
+        return {
+            "keypoints": keypoints,
+            "heatmap": heatmap,
+            "coarse": coarse,
+            "frames": frames,
+            "audio_feat": audio_feat,
+            "state": {"cvg": cvg_state, "stu": stu_state},
+        }
+
+    def _generate(self, batch: dict[str, Tensor]) -> dict[str, Any]:
+        video = batch["video"]
+        return self(batch["audio"], video.shape[1], video[:, 0])
+
+    # ------------------------------------------------------------------------------ losses
+
+    def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        with torch.no_grad():
+            out = self._generate(batch)
+        audio_feat = out["audio_feat"].flatten(0, 1)
+        real = self.discriminator(batch["video"].flatten(0, 1), audio_feat)
+        fake = self.discriminator(out["frames"].flatten(0, 1), audio_feat)
+        return hinge_discriminator_loss(real, fake), {}
+
+    def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        out = self._generate(batch)
+        losses = self.reconstruction_losses(out, batch)
+        fake = out["frames"].flatten(0, 1)
+        losses["adv"] = hinge_generator_loss(
+            self.discriminator(fake, out["audio_feat"].flatten(0, 1))
+        )
+        if self.vgg is not None:
+            losses["perceptual"] = perceptual_loss(self.vgg, fake, batch["video"].flatten(0, 1))
+        total = sum(self.weights[k] * v for k, v in losses.items())
+        return total, {f"train/{k}": v.detach() for k, v in losses.items()}  # type: ignore[return-value]
+
+    def reconstruction_losses(self, out: dict[str, Any], batch: dict[str, Tensor]
+                              ) -> dict[str, Tensor]:  # fmt: skip
+        """Keypoint L2 (confidence-weighted), heatmap L1, coarse and final frame L1."""
+        true = batch["keypoints"]
+        conf = true[..., 2:3]
+        coord = ((out["keypoints"] - true[..., :2]) ** 2 * conf).sum() / conf.sum().clamp(min=1)
+        true_heat = dlt_heatmaps(true, self.image_size, radius=self.heatmap_radius,
+                                 clamp=True)  # fmt: skip
+        return {
+            "coord": coord,
+            "heatmap": F.l1_loss(out["heatmap"], true_heat),
+            "coarse": F.l1_loss(out["coarse"], batch["video"]),
+            "l1": F.l1_loss(out["frames"], batch["video"]),
+        }
+
+    # ------------------------------------------------------------------------- evaluation
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        out = self._generate(batch)
+        fake, real = out["frames"].flatten(0, 1).float(), batch["video"].flatten(0, 1)
+        true = batch["keypoints"]
+        conf = true[..., 2]
+        dist = ((out["keypoints"].float() - true[..., :2]).norm(dim=-1) * conf).sum() \
+            / conf.sum().clamp(min=1)  # fmt: skip
+        mse = F.mse_loss(fake, real, reduction="none").flatten(1).mean(1)
+        psnr = (10 * torch.log10(4.0 / mse.clamp(min=1e-10))).mean()  # range [-1, 1]: peak 2
+        self.log_dict({"val/loss": F.l1_loss(fake, real), "val/psnr": psnr,
+                       "val/keypoint_distance": dist}, prog_bar=True, sync_dist=True,
+                      batch_size=len(fake))  # fmt: skip
+
+    def generate(self, audio: Tensor, window: int = 16) -> dict[str, Tensor]:
+        """Frames for a whole waveform (S,), window by window with the state carried."""
+        per_frame = self.sample_rate / self.fps
+        total = int(len(audio) / per_frame)
+        frames, keypoints, state = [], [], None
+        for start in range(0, total, window):
+            t = min(window, total - start)
+            chunk = audio[round(start * per_frame) : round((start + t) * per_frame)]
+            chunk = F.pad(chunk, (0, max(0, round(t * per_frame) - len(chunk))))
+            out = self(chunk[None], t, state=state)
+            state = out["state"]
+            frames.append(out["frames"][0])
+            keypoints.append(out["keypoints"][0])
+        return {"frames": torch.cat(frames), "keypoints": torch.cat(keypoints)}
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[MediaSample]:
+        samples = []
+        names = batch.get("name") or [
+            f"clip{batch_idx:04d}_{i}" for i in range(len(batch["audio"]))
+        ]
+        for name, audio in zip(names, batch["audio"], strict=True):
+            out = self.generate(audio.float())
+            video = to_uint8(out["frames"])
+            kp = out["keypoints"].float().cpu().numpy()
+            conf = self.average_keypoints[:, 2:3].cpu().numpy()
+            points = np.concatenate([kp, np.broadcast_to(conf, kp.shape[:-1] + (1,))], -1)
+            skeletons = np.stack([draw_skeleton(f, p) for f, p in zip(video, points, strict=True)])
+            samples.append(MediaSample(
+                name=str(name), fps=self.fps, video=hstack_videos(video, skeletons),
+                audio=audio.float().cpu().numpy(), sample_rate=self.sample_rate,
+                arrays={"keypoints": points.astype(np.float32)},
+            ))  # fmt: skip
+        return samples
+
+    def media_samples(self, batch: dict[str, Tensor]) -> list[MediaSample]:
+        out = self._generate({k: v[:2] for k, v in batch.items()})
+        return [MediaSample(name=f"sample{i}", fps=self.fps,
+                            video=hstack_videos(to_uint8(out["frames"][i]),
+                                                to_uint8(batch["video"][i])),
+                            audio=batch["audio"][i].float().cpu().numpy(),
+                            sample_rate=self.sample_rate)
+                for i in range(len(out["frames"]))]  # fmt: skip
