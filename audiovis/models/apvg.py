@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pytorch_lightning.cli import OptimizerCallable
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
 
@@ -90,13 +90,17 @@ class APVG(GANModule):
         vgg_weights: str | None = None,
         generator_optimizer: OptimizerCallable = torch.optim.Adam,
         discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
+        generator_scheduler: LRSchedulerCallable | None = None,
+        discriminator_scheduler: LRSchedulerCallable | None = None,
         n_critic: int = 1,
         gradient_clip: float | None = 10.0,
     ) -> None:
-        super().__init__(generator_optimizer, discriminator_optimizer, n_critic=n_critic,
-                         gradient_clip=gradient_clip)  # fmt: skip
+        super().__init__(generator_optimizer, discriminator_optimizer, generator_scheduler,
+                         discriminator_scheduler, n_critic, gradient_clip)  # fmt: skip
+        # injected modules and factories are kept as objects; LightningCLI records their YAML
         self.save_hyperparameters(ignore=["frontend", "generator_optimizer",
-                                          "discriminator_optimizer"])  # fmt: skip
+                                          "discriminator_optimizer", "generator_scheduler",
+                                          "discriminator_scheduler"])  # fmt: skip
         self.frontend = frontend or CQT(sample_rate, hop_length=256, n_bins=84)
         feats = self.frontend.num_features
         self.image_size, self.fps, self.sample_rate = image_size, fps, sample_rate

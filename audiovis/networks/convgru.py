@@ -45,4 +45,5 @@ class ConvGRUCell(nn.Module):
             h = x.new_zeros(x.shape[0], self.hidden, *x.shape[2:])  # (B, Hd, H, W)
         reset, update = torch.sigmoid(self.gates(torch.cat([x, h], 1))).chunk(2, 1)
         cand = torch.tanh(self.candidate(torch.cat([x, reset * h], 1)))  # (B, Hd, H, W)
-        return torch.lerp(h, cand, update)  # (1 − z) h + z n
+        # (1 − z) h + z n, written out: lerp refuses mixed dtypes under autocast
+        return h + update * (cand - h)
