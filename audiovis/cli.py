@@ -147,6 +147,17 @@ def _guarded(fn: Callable[[], Any]) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except RuntimeError as err:
+        # a checkpoint of another model (or another configuration of this one)
+        if os.environ.get("AUDIOVIS_DEBUG") or "loading state_dict" not in str(err):
+            raise
+        first = str(err).splitlines()[0].rstrip(":.")
+        print(
+            f"error: the checkpoint does not fit the configured model ({first}); was it "
+            "trained with another model or config?",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

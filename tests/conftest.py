@@ -52,3 +52,8 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
+    """The command succeeded; otherwise show the end of its stderr."""
+    assert result.returncode == 0, result.stderr[-3000:]

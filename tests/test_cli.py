@@ -11,12 +11,9 @@ import yaml
 
 from audiovis.media import probe, read_audio, write_audio
 from tests.conftest import CONF, run_cli
+from tests.conftest import assert_ok as _ok
 
 TINY = str(CONF / "tiny.yaml")
-
-
-def _ok(result: object) -> None:
-    assert result.returncode == 0, result.stderr[-3000:]  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="module")
@@ -239,3 +236,28 @@ def test_media_logging_offline(fixture_root: Path, tmp_path: Path, backend: str)
         assert len(list((tmp_path / "wandb").rglob("media/videos/**/*.mp4"))) == 2
     else:
         assert list(tmp_path.rglob("events.out.tfevents.*"))
+
+
+def test_checkpoint_that_does_not_fit_is_one_line(
+    fixture_root: Path, trained: Path, tmp_path: Path
+) -> None:
+    # a checkpoint without hyperparameters (saved by other code) is loaded into the configured
+    # model; when the shapes differ the user gets one line, not a state_dict dump
+    ckpt = torch.load(trained / "checkpoints" / "last.ckpt", weights_only=True)
+    for key in [k for k in ckpt if "hparams" in k or "hyper_parameters" in k]:
+        del ckpt[key]
+    bare = tmp_path / "bare.ckpt"
+    torch.save(ckpt, bare)
+    result = run_cli(
+        "validate",
+        "--config",
+        TINY,
+        "--data.root",
+        str(fixture_root),
+        "--ckpt_path",
+        str(bare),
+        "--model.init_args.hidden=7",
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "checkpoint does not fit the configured model" in errors[0]

@@ -8,13 +8,10 @@ import pytest
 import torch
 
 from tests.conftest import CONF, run_cli
+from tests.conftest import assert_ok as _ok
 
 TINY = str(CONF / "tiny.yaml")
 TINY_GAN = str(CONF / "tiny_gan.yaml")
-
-
-def _ok(result: object) -> None:
-    assert result.returncode == 0, result.stderr[-3000:]  # type: ignore[attr-defined]
 
 
 def _weights(path: Path) -> dict[str, torch.Tensor]:

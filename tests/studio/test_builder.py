@@ -168,3 +168,19 @@ def test_datamodule_builds_the_embedded_default_on_first_use(
                                                    "guitar", "dance"}  # fmt: skip
     batch = next(iter(dm.train_dataloader()))
     assert batch["video"].shape == (4, 16, 3, 64, 64) and batch["audio"].shape == (4, 16 * 640)
+
+
+def test_cli_refuses_to_build_over_other_files(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    result = run_cli(
+        "studio",
+        "build",
+        "--out",
+        str(tmp_path),
+        "--instruments",
+        "piano",
+        "--styles",
+        tool="audiovis",
+    )
+    assert result.returncode == 2 and "not empty and not a studio dataset" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # untouched

@@ -303,6 +303,11 @@ def build(
     from tqdm.auto import tqdm
 
     root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise AudiovisError(f"{root}: exists and is not a directory")
+    if root.is_dir() and any(root.iterdir()) and not (root / "studio.json").is_file() \
+            and not (root / ".build.lock").is_file():  # fmt: skip
+        raise AudiovisError(f"{root}: not empty and not a studio dataset; choose another --out")
     root.mkdir(parents=True, exist_ok=True)
     jobs = plan(config)
     with _locked(root / ".build.lock"):
