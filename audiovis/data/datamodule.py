@@ -91,6 +91,8 @@ class AudioVisualDataModule(pl.LightningDataModule):
         predict_audio: audio files (or one) for ``predict``.
         predict_video: video files (or one) for ``predict``.
         predict_split: with no predict files, predict on this split's windows instead.
+        select: keep only performances whose labels are listed, e.g.
+            ``{"instrument": ["piano"]}`` or ``{"style": ["waltz", "tango"]}``.
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class AudioVisualDataModule(pl.LightningDataModule):
         predict_audio: str | list[str] | None = None,
         predict_video: str | list[str] | None = None,
         predict_split: str = "test",
+        select: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__()
         unknown = sorted(set(streams or []) - set(STREAMS))
@@ -120,8 +123,12 @@ class AudioVisualDataModule(pl.LightningDataModule):
             raise AudiovisError("data: fps, sample_rate, clip_frames and batch_size must be > 0")
         if min(audio_context) < 0:
             raise AudiovisError(f"data.audio_context must be >= 0, got {audio_context}")
+        bad = sorted(set(select or {}) - set(LABELS))
+        if bad:
+            raise AudiovisError(f"data.select: unknown labels {bad}; known: {list(LABELS)}")
         self.save_hyperparameters()
         self.root = root
+        self.select = {k: list(v) for k, v in (select or {}).items()}
         self.streams = list(streams or [])
         self.fps, self.sample_rate, self.clip_frames = fps, sample_rate, clip_frames
         self.clip_stride = clip_stride or max(1, clip_frames // 2)
@@ -223,10 +230,25 @@ class AudioVisualDataModule(pl.LightningDataModule):
             meta=meta, arrays=arrays, audio=audio, labels=labels, sample_rate=self.sample_rate
         )
 
+    def _selected(self, root: Path) -> list[dict[str, Any]]:
+        """The manifest's performances that pass ``select``; none passing is an error."""
+        assert self.manifest is not None
+        chosen = [
+            p
+            for p in self.manifest.performances
+            if all(p.get(label) in values for label, values in self.select.items())
+        ]
+        if not chosen:
+            raise AudiovisError(
+                f"data.select {self.select}: no performance of {root} matches "
+                f"(classes there: {self.manifest.classes})"
+            )
+        return chosen
+
     def _check_streams(self, root: Path, streams: list[str]) -> None:
         assert self.manifest is not None
         lacking: dict[str, list[str]] = {}
-        for name in self.manifest.names():
+        for name in [p["name"] for p in self._selected(root)]:
             meta = read_meta(root / name)
             have = set(meta.streams) | {label for label in LABELS if getattr(meta, label)}
             for stream in streams:
@@ -246,7 +268,7 @@ class AudioVisualDataModule(pl.LightningDataModule):
         streams = self.required_streams()
         self._check_streams(root, streams)
         splits: dict[str, list[StreamFiles]] = {"train": [], "val": [], "test": []}
-        names = [(p["name"], p["split"]) for p in self.manifest.performances]
+        names = [(p["name"], p["split"]) for p in self._selected(root)]
         if build:
             from tqdm.auto import tqdm
 
