@@ -38,12 +38,14 @@ test-all: install
 bench: install
 	$(BIN)/audiovis bench
 
+# a few minutes of APVG training on the embedded default, then a held-out studio piece
+DEMO = --config experiments/apvg.yaml --config experiments/apvg_demo.yaml
 demo: install
-	@if [ -f experiments/apvg_demo.yaml ]; then \
-		$(BIN)/lightning fit --config experiments/apvg.yaml --config experiments/apvg_demo.yaml; \
-	else \
-		echo "make demo: set-up done; the short APVG demo run (experiments/apvg_demo.yaml) is not written yet (APVG issue)"; exit 1; \
-	fi
+	$(BIN)/lightning fit $(DEMO)
+	$(BIN)/lightning predict $(DEMO) --ckpt_path last \
+		--data.predict_audio "$$($(BIN)/audiovis studio held-out cello | head -n 1)" \
+		--media_writer.output_dir runs/apvg_demo/predictions
+	@echo "make demo: wrote $$(ls runs/apvg_demo/predictions/*.mp4 | head -n 1)"
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -19,8 +19,12 @@ from typing import Any, NoReturn
 TOOLS_HELP = """\
 audiovis tools (besides fit/validate/test/predict):
   studio build --out DIR   render a studio dataset (real scores, performers, ground truth)
-  check-data ROOT      list every problem in a dataset at once
+  studio held-out [INSTR]  print the default dataset's held-out (test) audio files
+  check-data ROOT      list every problem in a dataset at once (and audio/video alignment)
+  prepare VIDEOS --out ROOT   import performance videos (or --suburmp) into a dataset
   bench [NAME ...]     run the benchmarks under bench/ (JSON to bench/results/)
+  ganterpret --audio A --generator G --out V   audio → video walking a class-conditional GAN
+  transcribe VIDEO --video2roll CKPT --out DIR   piano video -> .mid, .wav, .mp4 (Audeo)
 """
 
 
@@ -85,6 +89,29 @@ def _build_cli_class() -> tuple[type, type]:
                 if isinstance(cause, AudiovisError):
                     raise cause from None
                 raise AudiovisError(condense_error(str(err))) from err
+
+        def _parse_ckpt_path(self) -> None:
+            # Lightning rebuilds the model from a checkpoint's hyperparameters; a checkpoint of
+            # another zoo model would silently run as that model: refuse it instead
+            sub = self.config.get("subcommand")
+            path = self.config[sub].get("ckpt_path") if sub else None
+            if path and Path(path).is_file():
+                import torch
+
+                try:
+                    ckpt = torch.load(path, weights_only=True, map_location="cpu")
+                except Exception as err:
+                    raise AudiovisError(
+                        f"{path}: not a readable checkpoint ({type(err).__name__}: {err})"
+                    ) from None
+                saved = (ckpt.get("hyper_parameters") or {}).get("_class_path")
+                wanted = self.config[sub].model.get("class_path")
+                if saved and wanted and saved.rsplit(".", 1)[-1] != wanted.rsplit(".", 1)[-1]:
+                    raise AudiovisError(
+                        f"{path}: a checkpoint of {saved.rsplit('.', 1)[-1]}, but the config "
+                        f"builds {wanted.rsplit('.', 1)[-1]}; pass the matching --config"
+                    )
+            super()._parse_ckpt_path()
 
         def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
             parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -178,6 +205,12 @@ def check_data(argv: Sequence[str]) -> int:
     problems = check_dataset(args.root, deep=not args.shallow)
     for problem in problems:
         print(problem)
+    if not args.shallow and Path(args.root, "manifest.json").is_file():
+        from audiovis.data.alignment import alignment_report
+
+        # informational, on stderr: stdout lists problems only
+        for line in alignment_report(args.root):
+            print(f"alignment: {line}", file=sys.stderr)
     if problems:
         print(f"{len(problems)} problem(s) in {args.root}", file=sys.stderr)
         return 1
@@ -245,7 +278,13 @@ def studio(argv: Sequence[str]) -> int:
         "--procedural", action="store_true", help="procedural scores instead of the music21 corpus"
     )
     b.add_argument("--workers", type=int, help="parallel processes (default: all cores)")
+    h = sub.add_parser(
+        "held-out", help="print the audio files of the default dataset's test split (for demos)"
+    )
+    h.add_argument("instrument", nargs="?", help="only this instrument (e.g. cello)")
     args = parser.parse_args(argv)
+    if args.command == "held-out":
+        return _held_out(args.instrument)
     config = StudioConfig(
         instruments=tuple(args.instruments),
         styles=tuple(args.styles),
@@ -266,10 +305,30 @@ def studio(argv: Sequence[str]) -> int:
     return 0
 
 
+def _held_out(instrument: str | None) -> int:
+    from audiovis.data.schema import AUDIO_FILE, read_manifest
+    from audiovis.data.studio import default_dataset
+
+    root = default_dataset()
+    chosen = [
+        root / p["name"] / AUDIO_FILE
+        for p in read_manifest(root).performances
+        if p["split"] == "test" and instrument in (None, p.get("instrument"))
+    ]
+    if not chosen:
+        print(f"error: no held-out performance of {instrument!r} in {root}", file=sys.stderr)
+        return 2
+    print("\n".join(str(path) for path in chosen))
+    return 0
+
+
 TOOLS: dict[str, Callable[[Sequence[str]], int]] = {
     "studio": studio,
     "check-data": check_data,
     "bench": bench,
+    "prepare": lambda a: __import__("audiovis.tools.prepare").tools.prepare.main(a),
+    "ganterpret": lambda a: __import__("audiovis.tools.ganterpret").tools.ganterpret.main(a),
+    "transcribe": lambda a: __import__("audiovis.tools.transcribe").tools.transcribe.main(a),
 }
 
 

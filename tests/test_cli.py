@@ -257,6 +257,8 @@ def test_checkpoint_that_does_not_fit_is_one_line(
         "--ckpt_path",
         str(bare),
         "--model.init_args.hidden=7",
+        "--trainer.default_root_dir",
+        str(tmp_path / "validate"),
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]

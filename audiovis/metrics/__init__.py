@@ -1,1 +1,1 @@
-"""torchmetrics metrics for video, keypoints, piano rolls and dance."""
+"""Metrics of the zoo, one module per family, each checked against hand-computed cases."""

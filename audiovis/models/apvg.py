@@ -3,7 +3,8 @@ with an audio-video discriminator, trained end to end in one LightningModule."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -14,8 +15,10 @@ from torch import Tensor
 
 from audiovis.audio import CQT, AudioFrontEnd, frames_to_video_rate
 from audiovis.callbacks import MediaSample
+from audiovis.errors import AudiovisError, FileProblem
 from audiovis.losses import hinge_discriminator_loss, hinge_generator_loss
 from audiovis.media import draw_skeleton, hstack_videos, to_uint8
+from audiovis.metrics.video import FrameMetrics, KeypointDistance
 from audiovis.models.base import GANModule
 from audiovis.networks.coarse import CoarseVideoGeneratorNet
 from audiovis.networks.discriminators import AudioVideoDiscriminator
@@ -23,6 +26,14 @@ from audiovis.networks.keypoints import KeypointPredictorNet, dlt_heatmaps
 from audiovis.networks.stu import StructuredTemporalUNet
 from audiovis.networks.vgg import VGG19Features, perceptual_loss
 from audiovis.skeleton import NUM_KEYPOINTS
+
+#: component → its parameters' prefix in the state dict
+COMPONENTS = {
+    "khp": "generator.khp.",
+    "cvg": "generator.cvg.",
+    "stu": "generator.stu.",
+    "discriminator": "discriminator.",
+}
 
 
 class _Generator(torch.nn.Module):
@@ -41,8 +52,12 @@ class APVG(GANModule):
     keypoints, the DLT turns them into a heatmap, the CVG generates a coarse frame
     autoregressively, and the STU refines it into the final frame with a ConvGRU across frames
     and a GCN over the skeleton. An audio-video discriminator judges (frame, audio) pairs.
-    All stages train jointly (the paper trains KHP and CVG first; joint training needs no
-    stage bookkeeping and the losses of the early stages keep them supervised).
+    ``stage`` chooses what trains. ``joint`` (the default) trains all stages at once: the
+    losses of the early stages keep them supervised while the final stage learns. The paper's
+    schedule is ``khp`` (keypoints alone: coordinate L2 + heatmap L1), ``cvg`` (coarse frames
+    alone: L1), then ``final`` (STU + discriminator, with the KHP and CVG frozen and loaded
+    from their stage checkpoints through ``init_from``). ``experiments/apvg_khp.yaml``,
+    ``apvg_cvg.yaml`` and ``apvg_final.yaml`` run that schedule.
 
     Every component the paper ablates can be switched off: ``use_khp`` (the average pose is
     used), ``use_cvg`` (the reference frame stands in for the coarse frame), ``use_stu`` (the
@@ -59,6 +74,10 @@ class APVG(GANModule):
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
         vgg_weights: a local VGG-19 state dict for the perceptual loss (random VGG otherwise).
+        stage: ``joint``, ``khp``, ``cvg`` or ``final`` (see above).
+        init_from: checkpoints to load components from before training, e.g.
+            ``{"khp": "runs/apvg_khp/checkpoints/last.ckpt", "cvg": "..."}``; components are
+            ``khp``, ``cvg``, ``stu`` and ``discriminator``.
     """
 
     streams: ClassVar[tuple[str, ...]] = ("audio", "video", "keypoints")
@@ -78,8 +97,8 @@ class APVG(GANModule):
         use_average: bool = True,
         use_dlt: bool = True,
         heatmap_radius: float = 2.0,
-        cvg_channels: int = 64,
-        stu_base: int = 32,
+        cvg_channels: int = 32,
+        stu_base: int = 16,
         stu_depth: int = 4,
         w_coord: float = 10.0,
         w_heatmap: float = 1.0,
@@ -94,6 +113,8 @@ class APVG(GANModule):
         discriminator_scheduler: LRSchedulerCallable | None = None,
         n_critic: int = 1,
         gradient_clip: float | None = 10.0,
+        stage: Literal["joint", "khp", "cvg", "final"] = "joint",
+        init_from: dict[str, str] | None = None,
     ) -> None:
         super().__init__(generator_optimizer, discriminator_optimizer, generator_scheduler,
                          discriminator_scheduler, n_critic, gradient_clip)  # fmt: skip
@@ -101,6 +122,14 @@ class APVG(GANModule):
         self.save_hyperparameters(ignore=["frontend", "generator_optimizer",
                                           "discriminator_optimizer", "generator_scheduler",
                                           "discriminator_scheduler"])  # fmt: skip
+        needs = {"khp": use_khp, "cvg": use_cvg, "final": use_stu}
+        if not needs.get(stage, True):
+            raise AudiovisError(f"APVG: stage {stage!r} trains a component switched off here")
+        unknown = sorted(set(init_from or {}) - set(COMPONENTS))
+        if unknown:
+            raise AudiovisError(f"APVG.init_from: unknown components {unknown}; "
+                                f"known: {list(COMPONENTS)}")  # fmt: skip
+        self.stage = stage
         self.frontend = frontend or CQT(sample_rate, hop_length=256, n_bins=84)
         feats = self.frontend.num_features
         self.image_size, self.fps, self.sample_rate = image_size, fps, sample_rate
@@ -128,6 +157,44 @@ class APVG(GANModule):
         self.register_buffer("average_keypoints", torch.full((NUM_KEYPOINTS, 3), 0.5))
         self.register_buffer("reference_frame", torch.zeros(3, image_size, image_size))
         self.register_buffer("initialised", torch.tensor(False))
+        self.val_frames, self.test_frames = FrameMetrics("val/"), FrameMetrics("test/")
+        self.val_keypoints, self.test_keypoints = KeypointDistance(), KeypointDistance()
+        for component, path in (init_from or {}).items():
+            self.load_component(component, path)
+
+    def load_component(self, component: str, path: str | Path) -> None:
+        """Load one component's weights (and the KHP's average pose) from a checkpoint.
+
+        Raises:
+            FileProblem: the file is missing, not a checkpoint, or holds no fitting weights.
+        """
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise FileProblem(path, "missing (APVG.init_from)")
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:
+            raise FileProblem(path, f"not a readable checkpoint ({type(err).__name__})") from None
+        weights = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else {}
+        prefix = COMPONENTS[component]
+        part = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
+        target = getattr(self.generator, component, None) if component != "discriminator" \
+            else self.discriminator  # fmt: skip
+        if target is None:
+            raise AudiovisError(f"APVG.init_from: {component} is switched off in this model")
+        if not part:
+            raise FileProblem(path, f"holds no APVG {component} weights ({prefix}*)")
+        try:
+            target.load_state_dict(part)
+        except RuntimeError as err:
+            first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+            raise FileProblem(path, f"{component} weights do not fit this model ({first})") \
+                from None  # fmt: skip
+        if component in ("khp", "cvg"):
+            for name in ("average_keypoints", "reference_frame", "initialised"):
+                if name in weights and weights[name].shape == getattr(self, name).shape:
+                    getattr(self, name).copy_(weights[name])
+        rank_zero_info(f"APVG: {component} loaded from {path}")
 
     # ------------------------------------------------------------------------------ set-up
 
@@ -175,7 +242,7 @@ class APVG(GANModule):
             dict with ``keypoints`` (B, T, K, 2), ``heatmap`` (B, T, 1, H, W), ``coarse`` and
             ``frames`` (B, T, 3, H, W) in [-1, 1], ``audio_feat`` (B, T, F) and ``state``.
         """
-        b, size = audio.shape[0], self.image_size
+        b = audio.shape[0]
         state = state or {}
         feats = self.frontend(audio)  # (B, F, N)
         audio_feat = frames_to_video_rate(feats, num_frames)  # (B, T, F)
@@ -185,11 +252,8 @@ class APVG(GANModule):
             keypoints = g.khp(feats, num_frames, average)  # (B, T, K, 2)
         else:
             keypoints = average[:, None].expand(-1, num_frames, -1, -1)
-        conf = self.average_keypoints[:, 2:3].expand(b, num_frames, -1, -1)
-        points = torch.cat([keypoints, (conf > 0.05).to(keypoints.dtype)], -1)
-        if not self.use_dlt:
-            points = points.detach()  # the heatmap no longer trains the keypoints
-        heatmap = dlt_heatmaps(points, size, radius=self.heatmap_radius, clamp=True)
+        points = self._points(keypoints)
+        heatmap = self._heatmap(keypoints)
         if first_frame is None:
             first_frame = self.reference_frame[None].expand(b, -1, -1, -1)
         if g.cvg is not None:
@@ -210,9 +274,66 @@ class APVG(GANModule):
             "state": {"cvg": cvg_state, "stu": stu_state},
         }
 
+    def _points(self, keypoints: Tensor) -> Tensor:
+        """(B, T, K, 2) → (B, T, K, 3) with the joints the instrument's performers show."""
+        b, t = keypoints.shape[:2]
+        conf = self.average_keypoints[:, 2:3].expand(b, t, -1, -1)
+        return torch.cat([keypoints, (conf > 0.05).to(keypoints.dtype)], -1)
+
+    def _heatmap(self, keypoints: Tensor) -> Tensor:
+        points = self._points(keypoints)
+        if not self.use_dlt:
+            points = points.detach()  # the heatmap no longer trains the keypoints
+        return dlt_heatmaps(points, self.image_size, radius=self.heatmap_radius, clamp=True)
+
     def _generate(self, batch: dict[str, Tensor]) -> dict[str, Any]:
         video = batch["video"]
         return self(batch["audio"], video.shape[1], video[:, 0])
+
+    # --------------------------------------------------------------------------- stages
+
+    def trained_components(self) -> list[str]:
+        """The components this stage optimises."""
+        g = self.generator
+        present = [c for c in ("khp", "cvg", "stu") if getattr(g, c) is not None]
+        return {"khp": ["khp"], "cvg": ["cvg"], "final": ["stu"]}.get(self.stage, present)
+
+    def configure_optimizers(self) -> Any:
+        trained = self.trained_components()
+        for name in ("khp", "cvg", "stu"):
+            module = getattr(self.generator, name)
+            if module is not None:
+                module.requires_grad_(name in trained)
+        return super().configure_optimizers()
+
+    def _stage_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        """The supervised loss of the ``khp`` or ``cvg`` stage (no discriminator)."""
+        video, g = batch["video"], self.generator
+        feats = self.frontend(batch["audio"])
+        if self.stage == "khp":
+            assert g.khp is not None
+            b = video.shape[0]
+            average = self.average_keypoints[None, :, :2].expand(b, -1, -1)
+            keypoints = g.khp(feats, video.shape[1], average)
+            out = {"keypoints": keypoints, "heatmap": self._heatmap(keypoints)}
+            losses = self.keypoint_losses(out, batch)
+        else:
+            assert g.cvg is not None
+            # teacher forcing: each frame decodes from the real previous one, in one pass
+            coarse, _ = g.cvg(feats, video.shape[1], video[:, 0], teacher_frames=video)
+            losses = {"coarse": F.l1_loss(coarse, video)}
+        total = sum(self.weights[k] * v for k, v in losses.items())
+        return total, {f"train/{k}": v.detach() for k, v in losses.items()}  # type: ignore[return-value]
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        if self.stage in ("joint", "final"):
+            return super().training_step(batch, batch_idx)
+        opt_g, _ = self.optimizers()  # type: ignore[misc,attr-defined]
+        loss, logs = self._stage_loss(batch)
+        self._optimize(opt_g, loss)
+        self.log_dict({"train/g_loss": loss.detach(), **logs}, prog_bar=True,
+                      batch_size=len(batch["video"]))  # fmt: skip
+        return None
 
     # ------------------------------------------------------------------------------ losses
 
@@ -236,35 +357,58 @@ class APVG(GANModule):
         total = sum(self.weights[k] * v for k, v in losses.items())
         return total, {f"train/{k}": v.detach() for k, v in losses.items()}  # type: ignore[return-value]
 
-    def reconstruction_losses(self, out: dict[str, Any], batch: dict[str, Tensor]
-                              ) -> dict[str, Tensor]:  # fmt: skip
-        """Keypoint L2 (confidence-weighted), heatmap L1, coarse and final frame L1."""
+    def keypoint_losses(self, out: dict[str, Any], batch: dict[str, Tensor]
+                        ) -> dict[str, Tensor]:  # fmt: skip
+        """Keypoint L2 (confidence-weighted) and heatmap L1 through the DLT."""
         true = batch["keypoints"]
         conf = true[..., 2:3]
         coord = ((out["keypoints"] - true[..., :2]) ** 2 * conf).sum() / conf.sum().clamp(min=1)
         true_heat = dlt_heatmaps(true, self.image_size, radius=self.heatmap_radius,
                                  clamp=True)  # fmt: skip
-        return {
-            "coord": coord,
-            "heatmap": F.l1_loss(out["heatmap"], true_heat),
-            "coarse": F.l1_loss(out["coarse"], batch["video"]),
-            "l1": F.l1_loss(out["frames"], batch["video"]),
-        }
+        return {"coord": coord, "heatmap": F.l1_loss(out["heatmap"], true_heat)}
+
+    def reconstruction_losses(self, out: dict[str, Any], batch: dict[str, Tensor]
+                              ) -> dict[str, Tensor]:  # fmt: skip
+        """Keypoint L2 (confidence-weighted), heatmap L1, coarse and final frame L1.
+
+        In the ``final`` stage only the final frames' L1 counts: the rest is frozen.
+        """
+        l1 = F.l1_loss(out["frames"], batch["video"])
+        if self.stage == "final":
+            return {"l1": l1}
+        return {**self.keypoint_losses(out, batch),
+                "coarse": F.l1_loss(out["coarse"], batch["video"]), "l1": l1}  # fmt: skip
 
     # ------------------------------------------------------------------------- evaluation
 
-    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+    def _evaluate(self, batch: dict[str, Tensor], split: str) -> None:
+        """Log ``{split}/loss`` (the trained stage's L1 or keypoint distance), PSNR, SSIM and
+        the mean keypoint distance (APVG's Tables I and II)."""
         out = self._generate(batch)
-        fake, real = out["frames"].flatten(0, 1).float(), batch["video"].flatten(0, 1)
-        true = batch["keypoints"]
-        conf = true[..., 2]
-        dist = ((out["keypoints"].float() - true[..., :2]).norm(dim=-1) * conf).sum() \
-            / conf.sum().clamp(min=1)  # fmt: skip
-        mse = F.mse_loss(fake, real, reduction="none").flatten(1).mean(1)
-        psnr = (10 * torch.log10(4.0 / mse.clamp(min=1e-10))).mean()  # range [-1, 1]: peak 2
-        self.log_dict({"val/loss": F.l1_loss(fake, real), "val/psnr": psnr,
-                       "val/keypoint_distance": dist}, prog_bar=True, sync_dist=True,
-                      batch_size=len(fake))  # fmt: skip
+        fake, real = out["frames"].float(), batch["video"]
+        frames = self.val_frames if split == "val" else self.test_frames
+        keypoints = self.val_keypoints if split == "val" else self.test_keypoints
+        frames.update(fake, real)
+        keypoints.update(out["keypoints"].float(), batch["keypoints"])
+        if self.stage == "khp":
+            true = batch["keypoints"]
+            conf = true[..., 2]
+            loss = ((out["keypoints"].float() - true[..., :2]).norm(dim=-1) * conf).sum() \
+                / conf.sum().clamp(min=1)  # fmt: skip
+        elif self.stage == "cvg":
+            loss = F.l1_loss(out["coarse"].float(), real)
+        else:
+            loss = F.l1_loss(fake, real)
+        n = len(real)
+        self.log(f"{split}/loss", loss, prog_bar=True, sync_dist=True, batch_size=n)
+        self.log_dict(frames, prog_bar=True, batch_size=n)  # type: ignore[arg-type]
+        self.log(f"{split}/keypoint_distance", keypoints, prog_bar=True, batch_size=n)
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
 
     def generate(self, audio: Tensor, window: int = 16) -> dict[str, Tensor]:
         """Frames for a whole waveform (S,), window by window with the state carried."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from tests.conftest import CONF, run_cli
 TINY = str(CONF / "apvg.yaml")
 
 
-def tiny(**flags: bool) -> APVG:
+def tiny(**flags: Any) -> APVG:
     torch.manual_seed(0)
     frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
     return APVG(frontend, image_size=32, sample_rate=8000, cvg_channels=16, stu_base=8,
@@ -66,6 +67,13 @@ def test_fit_then_predict_writes_video_with_sound(fixture_root: Path, tmp_path: 
     assert info["video"]["frames"] == 75 and info["audio"]["sample_rate"] == 8000
     keypoints = np.load(run / "predictions" / "song.keypoints.npy")
     assert keypoints.shape == (75, 67, 3) and keypoints[..., :2].min() >= 0
+    # a checkpoint of another zoo model is refused, not silently run as APVG
+    result = run_cli("predict", "--config", str(CONF / "tiny.yaml"), "--data.root",
+                     str(fixture_root), "--ckpt_path", str(run / "checkpoints" / "last.ckpt"),
+                     "--data.predict_audio", str(song),
+                     "--trainer.default_root_dir", str(tmp_path / "other"))  # fmt: skip
+    assert result.returncode == 2
+    assert "a checkpoint of APVG, but the config builds TinyAudioToFrame" in result.stderr
 
 
 @pytest.mark.parametrize(
@@ -121,3 +129,69 @@ def test_training_steps_lower_the_reconstruction_loss() -> None:
         first = float(total) if step == 0 else first
         last = float(total)
     assert last < 0.6 * first
+
+
+def test_stage_khp_trains_the_keypoint_predictor_alone() -> None:
+    model = tiny(stage="khp")
+    model.configure_optimizers()
+    loss, logs = model._stage_loss(batch())
+    loss.backward()
+    assert set(logs) == {"train/coord", "train/heatmap"}
+    grads = {name: p.grad is not None for name, p in model.generator.named_parameters()}
+    assert any(g for n, g in grads.items() if n.startswith("khp."))
+    assert not any(g for n, g in grads.items() if not n.startswith("khp."))
+
+
+def test_stage_cvg_uses_teacher_forcing_on_the_coarse_frames() -> None:
+    model = tiny(stage="cvg")
+    model.configure_optimizers()
+    loss, logs = model._stage_loss(batch())
+    loss.backward()
+    assert set(logs) == {"train/coarse"}
+    assert all(p.grad is None for p in model.generator.khp.parameters())  # type: ignore[union-attr]
+    assert any(p.grad is not None for p in model.generator.cvg.parameters())  # type: ignore[union-attr]
+
+
+def test_final_stage_loads_khp_and_cvg_from_checkpoints_and_freezes_them(tmp_path: Path) -> None:
+    early = tiny()
+    early.average_keypoints.fill_(0.25)
+    path = tmp_path / "stage.ckpt"
+    torch.save({"state_dict": early.state_dict()}, path)
+    final = tiny(stage="final", init_from={"khp": str(path), "cvg": str(path)})
+    for part in ("khp", "cvg"):
+        mine, theirs = getattr(final.generator, part), getattr(early.generator, part)
+        pairs = zip(mine.state_dict().values(), theirs.state_dict().values(), strict=True)
+        assert all(torch.equal(a, b) for a, b in pairs)
+    assert torch.all(final.average_keypoints == 0.25)  # the KHP's condition came with it
+    final.configure_optimizers()
+    assert not any(p.requires_grad for p in final.generator.khp.parameters())  # type: ignore[union-attr]
+    assert all(p.requires_grad for p in final.generator.stu.parameters())  # type: ignore[union-attr]
+    losses = final.reconstruction_losses(
+        final(batch()["audio"], 4, batch()["video"][:, 0]), batch()
+    )
+    assert set(losses) == {"l1"}
+
+
+def test_init_from_names_the_file_and_the_problem(tmp_path: Path) -> None:
+    from audiovis.errors import AudiovisError, FileProblem
+
+    with pytest.raises(FileProblem, match="missing"):
+        tiny(init_from={"khp": str(tmp_path / "nope.ckpt")})
+    other = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {"net.weight": torch.zeros(3)}}, other)
+    with pytest.raises(FileProblem, match="holds no APVG khp weights"):
+        tiny(init_from={"khp": str(other)})
+    wider = tmp_path / "wider.ckpt"
+    big = APVG(LogMel(8000, n_fft=256, hop_length=80, n_mels=32), image_size=32,
+               sample_rate=8000, cvg_channels=32, w_perceptual=0.0)  # fmt: skip
+    torch.save({"state_dict": big.state_dict()}, wider)
+    with pytest.raises(FileProblem, match="cvg weights do not fit"):
+        tiny(init_from={"cvg": str(wider)})
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(FileProblem, match="not a readable checkpoint"):
+        tiny(init_from={"cvg": str(garbage)})
+    with pytest.raises(AudiovisError, match="unknown components"):
+        tiny(init_from={"vgg": str(wider)})
+    with pytest.raises(AudiovisError, match="switched off"):
+        tiny(stage="cvg", use_cvg=False)

@@ -1,1 +1,1 @@
-"""Importers: datasets of the papers and users' own videos into the on-disk format."""
+"""Importers: real datasets and users' videos into the on-disk performance format."""

@@ -1,0 +1,1 @@
+"""``audiovis`` command-line tools, one module each with ``main(argv) -> int``."""
