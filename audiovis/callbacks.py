@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,3 +191,33 @@ class MediaLogger(pl.Callback):
                 logger.experiment.add_image(
                     f"val/media/{sample.name}", strip, step, dataformats="HWC"
                 )
+
+
+class CPUBudget(pl.Callback):
+    """Stop training once the process has used ``seconds`` of CPU time (all its threads).
+
+    A budget in CPU seconds, not wall time, so runs on a shared machine get the same compute:
+    benchmarks use it to compare models "after a fixed CPU budget". Loader workers are other
+    processes; use ``num_workers=0`` to count everything.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.start = 0.0
+        self.used = 0.0
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = time.process_time()
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+    ) -> None:
+        self.used = time.process_time() - self.start
+        if self.used >= self.seconds:
+            trainer.should_stop = True

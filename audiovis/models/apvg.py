@@ -75,6 +75,8 @@ class APVG(GANModule):
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
         vgg_weights: a local VGG-19 state dict for the perceptual loss (random VGG otherwise).
         stage: ``joint``, ``khp``, ``cvg`` or ``final`` (see above).
+        d_frames: frames of each clip the discriminator judges per step (``None``: all);
+            a random subset keeps its cost low while every frame is still reconstructed.
         init_from: checkpoints to load components from before training, e.g.
             ``{"khp": "runs/apvg_khp/checkpoints/last.ckpt", "cvg": "..."}``; components are
             ``khp``, ``cvg``, ``stu`` and ``discriminator``.
@@ -115,6 +117,7 @@ class APVG(GANModule):
         gradient_clip: float | None = 10.0,
         stage: Literal["joint", "khp", "cvg", "final"] = "joint",
         init_from: dict[str, str] | None = None,
+        d_frames: int | None = 4,
     ) -> None:
         super().__init__(generator_optimizer, discriminator_optimizer, generator_scheduler,
                          discriminator_scheduler, n_critic, gradient_clip)  # fmt: skip
@@ -129,7 +132,8 @@ class APVG(GANModule):
         if unknown:
             raise AudiovisError(f"APVG.init_from: unknown components {unknown}; "
                                 f"known: {list(COMPONENTS)}")  # fmt: skip
-        self.stage = stage
+        self.stage, self.d_frames = stage, d_frames
+        self._fakes: dict[str, Any] | None = None
         self.frontend = frontend or CQT(sample_rate, hop_length=256, n_bins=84)
         feats = self.frontend.num_features
         self.image_size, self.fps, self.sample_rate = image_size, fps, sample_rate
@@ -327,7 +331,12 @@ class APVG(GANModule):
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         if self.stage in ("joint", "final"):
-            return super().training_step(batch, batch_idx)
+            # one generator pass serves both steps; the discriminator step sees it detached
+            self._fakes = self._generate(batch)
+            try:
+                return super().training_step(batch, batch_idx)
+            finally:
+                self._fakes = None
         opt_g, _ = self.optimizers()  # type: ignore[misc,attr-defined]
         loss, logs = self._stage_loss(batch)
         self._optimize(opt_g, loss)
@@ -337,23 +346,34 @@ class APVG(GANModule):
 
     # ------------------------------------------------------------------------------ losses
 
+    def _judged(self, *clips: Tensor) -> list[Tensor]:
+        """The frames (and audio features) the discriminator judges: ``d_frames`` random time
+        steps of every clip, the same steps for all inputs, flattened into the batch."""
+        t = clips[0].shape[1]
+        if self.d_frames is not None and self.d_frames < t:
+            steps = torch.randperm(t, device=clips[0].device)[: self.d_frames]
+            clips = tuple(c[:, steps] for c in clips)
+        return [c.flatten(0, 1) for c in clips]
+
     def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        with torch.no_grad():
-            out = self._generate(batch)
-        audio_feat = out["audio_feat"].flatten(0, 1)
-        real = self.discriminator(batch["video"].flatten(0, 1), audio_feat)
-        fake = self.discriminator(out["frames"].flatten(0, 1), audio_feat)
-        return hinge_discriminator_loss(real, fake), {}
+        out = self._fakes
+        if out is None:
+            with torch.no_grad():
+                out = self._generate(batch)
+        real, fake, audio_feat = self._judged(batch["video"], out["frames"].detach(),
+                                              out["audio_feat"].detach())  # fmt: skip
+        scores = self.discriminator(torch.cat([real, fake]), torch.cat([audio_feat, audio_feat]))
+        real_score, fake_score = scores.chunk(2)
+        return hinge_discriminator_loss(real_score, fake_score), {}
 
     def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        out = self._generate(batch)
+        out = self._fakes if self._fakes is not None else self._generate(batch)
         losses = self.reconstruction_losses(out, batch)
-        fake = out["frames"].flatten(0, 1)
-        losses["adv"] = hinge_generator_loss(
-            self.discriminator(fake, out["audio_feat"].flatten(0, 1))
-        )
-        if self.vgg is not None:
-            losses["perceptual"] = perceptual_loss(self.vgg, fake, batch["video"].flatten(0, 1))
+        judged, audio_feat = self._judged(out["frames"], out["audio_feat"])
+        losses["adv"] = hinge_generator_loss(self.discriminator(judged, audio_feat))
+        if self.vgg is not None:  # on d_frames frames of each clip too: VGG-19 is costly
+            fake, real = self._judged(out["frames"], batch["video"])
+            losses["perceptual"] = perceptual_loss(self.vgg, fake, real)
         total = sum(self.weights[k] * v for k, v in losses.items())
         return total, {f"train/{k}": v.detach() for k, v in losses.items()}  # type: ignore[return-value]
 
