@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from audiovis.data.schema import ARRAY_STREAMS, LABELS, PerformanceMeta
+from audiovis.data.schema import ARRAY_STREAMS, AUDIO_FILE, LABELS, PerformanceMeta
 from audiovis.media import MediaError, read_audio, read_video
 
 Item = dict[str, Any]
@@ -168,7 +168,9 @@ class MediaFileDataset(Dataset[Item]):
 
     def __getitem__(self, i: int) -> Item:
         path = self.paths[i]
-        item: Item = {"name": path.stem, "path": str(path)}
+        # a dataset's own audio.flac is named after its performance folder
+        name = path.parent.name if path.name == AUDIO_FILE else path.stem
+        item: Item = {"name": name, "path": str(path)}
         min_seconds = self.min_frames / self.fps
         if self.kind == "audio":
             audio, _ = read_audio(path, self.sample_rate)

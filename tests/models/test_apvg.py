@@ -195,3 +195,34 @@ def test_init_from_names_the_file_and_the_problem(tmp_path: Path) -> None:
         tiny(init_from={"vgg": str(wider)})
     with pytest.raises(AudiovisError, match="switched off"):
         tiny(stage="cvg", use_cvg=False)
+
+
+def test_predict_handles_odd_audio_and_refuses_unusable_audio(
+    fixture_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import soundfile as sf
+
+    from audiovis.cli import main
+
+    def predict(song: Path) -> int:
+        return main(["predict", "--config", TINY, "--data.root", str(fixture_root),
+                     "--trainer.default_root_dir", str(tmp_path / "run"),
+                     "--data.predict_audio", str(song)])  # fmt: skip
+
+    # stereo, 8-bit, 11.025 kHz: downmixed and resampled to the model's 8 kHz
+    t = np.arange(int(11025 * 1.2)) / 11025
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    odd = tmp_path / "odd.wav"
+    sf.write(odd, np.stack([tone, -tone * 0.5], 1), 11025, subtype="PCM_U8")
+    assert predict(odd) == 0
+    info = probe(tmp_path / "run" / "predictions" / "odd.mp4")
+    assert info["video"]["frames"] == 30 and info["audio"]["sample_rate"] == 8000
+    # silent, and shorter than one 8-frame window: one clear line each, nothing written
+    silent = write_audio(tmp_path / "silent.wav", np.zeros(8000 * 2), 8000)
+    short = write_audio(tmp_path / "short.wav", tone[:1000], 11025)
+    capsys.readouterr()
+    for song, problem in ((silent, "silent"), (short, "shorter than one clip")):
+        assert predict(song) == 2
+        err = capsys.readouterr().err
+        assert f"error: {song}" in err and problem in err and "Traceback" not in err
+        assert not (tmp_path / "run" / "predictions" / f"{song.stem}.mp4").exists()
