@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml
 	fi
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/pip install -q -e '.[dev,bench,pose]'
+	@# the pose estimator of `audiovis prepare` and the real person video its tests import
+	$(BIN)/pip install -q --no-deps mediapipe==0.10.21 sports2d==0.8.34
 	touch $(STAMP)
 
 lint: install

@@ -322,13 +322,24 @@ def _held_out(instrument: str | None) -> int:
     return 0
 
 
+def _lazy(module: str) -> Callable[[Sequence[str]], int]:
+    """A tool living in ``audiovis.tools.<module>``, imported only when it runs."""
+
+    def run(argv: Sequence[str]) -> int:
+        from importlib import import_module
+
+        return int(import_module(f"audiovis.tools.{module}").main(argv))
+
+    return run
+
+
 TOOLS: dict[str, Callable[[Sequence[str]], int]] = {
     "studio": studio,
     "check-data": check_data,
     "bench": bench,
-    "prepare": lambda a: __import__("audiovis.tools.prepare").tools.prepare.main(a),
-    "ganterpret": lambda a: __import__("audiovis.tools.ganterpret").tools.ganterpret.main(a),
-    "transcribe": lambda a: __import__("audiovis.tools.transcribe").tools.transcribe.main(a),
+    "prepare": _lazy("prepare"),
+    "ganterpret": _lazy("ganterpret"),
+    "transcribe": _lazy("transcribe"),
 }
 
 

@@ -257,9 +257,12 @@ class AudioVisualDataModule(pl.LightningDataModule):
         if lacking:
             stream, names = next(iter(lacking.items()))
             more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+            # an importer may have said how to get the stream (e.g. keypoints need mediapipe)
+            hint = read_meta(root / names[0]).extra.get("missing_streams", {}).get(stream)
             raise AudiovisError(
                 f"{self._model_name()} needs stream '{stream}', which dataset {root} lacks "
                 f"(performance {names[0]!r}{more}); missing streams: {sorted(lacking)}"
+                + (f"; {hint}" if hint else "")
             )
 
     def _load(self, build: bool) -> dict[str, list[StreamFiles]]:

@@ -2,8 +2,20 @@
 
 from audiovis.models.apvg import APVG
 from audiovis.models.base import AudioVisualModule, GANModule
+from audiovis.models.dance import (
+    AudioToDanceWGAN,
+    DanceSequenceWGAN,
+    DanceStyleClassifier,
+    PoseWGAN,
+)
 
-__all__: list[str] = ["APVG"]
+__all__: list[str] = [
+    "APVG",
+    "AudioToDanceWGAN",
+    "DanceSequenceWGAN",
+    "DanceStyleClassifier",
+    "PoseWGAN",
+]
 
 # the bases, importable but not models of the zoo
 _bases = (AudioVisualModule, GANModule)

@@ -1,0 +1,836 @@
+"""Music-oriented dance generation with Wasserstein GANs (Abary, music2dance): single poses
+(:class:`PoseWGAN`), dance sequences (:class:`DanceSequenceWGAN`) and dances driven by music
+(:class:`AudioToDanceWGAN`), plus the dance-style classifier that scores generated dances
+(:class:`DanceStyleClassifier`)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor, nn
+
+from audiovis.callbacks import MediaSample
+from audiovis.data.studio.rigs.dance import DANCE_EDGES, DANCE_PARENTS
+from audiovis.errors import AudiovisError
+from audiovis.losses import (
+    bce_discriminator_loss,
+    bce_generator_loss,
+    gradient_penalty,
+    total_variation,
+    wgan_critic_loss,
+    wgan_generator_loss,
+)
+from audiovis.media import draw_skeleton, hstack_videos
+from audiovis.metrics.dance import (
+    dance_beat_alignment,
+    dance_fid_div,
+    frechet_distance,
+    jerk,
+    physical_foot_contact,
+)
+from audiovis.models.base import AudioVisualModule, GANModule
+from audiovis.networks.dance import (
+    AudioDanceCritic,
+    AudioDanceGenerator,
+    DanceStyleNet,
+    PoseCritic,
+    PoseGenerator,
+    SequenceCritic,
+    SequenceGenerator,
+)
+
+_FACTORIES = ["generator_optimizer", "discriminator_optimizer", "generator_scheduler",
+              "discriminator_scheduler"]  # fmt: skip
+
+# ------------------------------------------------------------------------------- rendering
+
+
+def render_dance(joints: np.ndarray, size: int = 256, extent: float = 1.1) -> np.ndarray:
+    """Draw root-centred joints as stick figures: a front view beside a side view.
+
+    Orthographic views of the studio's world (``y`` up, the dancer starting toward ``+z``):
+    the front view looks from ``+z`` (the dancer's left on the image's right), the side view
+    from the dancer's left. ``extent`` metres from the root fill half the image.
+
+    Shape:
+        joints (T, J, 3) → (T, size, 2·size, 3) uint8
+    """
+    x = np.asarray(joints, np.float32)
+    edges = [e for e in DANCE_EDGES if max(e) < x.shape[1]] if x.shape[1] == len(
+        DANCE_PARENTS) else [(i, i + 1) for i in range(x.shape[1] - 1)]  # fmt: skip
+    conf = np.ones((*x.shape[:2], 1), np.float32)
+    down = 0.5 - x[..., 1:2] / (2 * extent)
+    front = np.concatenate([0.5 + x[..., 0:1] / (2 * extent), down, conf], -1)
+    side = np.concatenate([0.5 - x[..., 2:3] / (2 * extent), down, conf], -1)
+    width = max(1.5, size / 80)
+    views = [
+        np.stack([draw_skeleton((size, size), f, edges, width) for f in view])
+        for view in (front, side)
+    ]
+    return hstack_videos(*views)
+
+
+# ----------------------------------------------------------------------------- shared parts
+
+
+class _PoseStats(nn.Module):
+    """Per-coordinate mean and standard deviation of the training poses (saved in the
+    checkpoint): the networks see standardised, root-centred poses.
+
+    The original min-max scaled its root-centred poses; standardising is the same affine
+    idea and less sensitive to a single outlying frame.
+    """
+
+    mean: Tensor
+    std: Tensor
+    ready: Tensor
+
+    def __init__(self, num_joints: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_joints, 3))
+        self.register_buffer("std", torch.ones(num_joints, 3))
+        self.register_buffer("ready", torch.tensor(False))
+
+    def fit(self, module: AudioVisualModule, num_joints: int) -> None:
+        """Compute the statistics from the DataModule's training split, once."""
+        trainer = module._trainer
+        dataset = getattr(getattr(trainer, "datamodule", None), "datasets", {}).get("train")
+        if dataset is None:
+            return
+        arrays = []
+        for files in dataset.performances:
+            pose = np.load(files.arrays["pose3d"], mmap_mode="r")
+            where = files.arrays["pose3d"]
+            if pose.ndim != 3 or pose.shape[1:] != (num_joints, 3):
+                raise AudiovisError(
+                    f"{where}: pose3d has shape {pose.shape}, but {type(module).__name__} is "
+                    f"configured for {num_joints} joints (set model.init_args.num_joints)"
+                )
+            if not np.isfinite(pose).all():
+                frame = int(np.argwhere(~np.isfinite(pose))[0, 0])
+                raise AudiovisError(f"{where}: pose3d holds NaN or infinite values (frame "
+                                    f"{frame}); repair or re-import the data")  # fmt: skip
+            arrays.append(np.asarray(pose, np.float64))
+        if bool(self.ready):
+            return
+        allp = np.concatenate(arrays)
+        self.mean.copy_(torch.from_numpy(allp.mean(0)).float())
+        self.std.copy_(torch.from_numpy(allp.std(0)).float().clamp(min=1e-3))
+        self.ready.fill_(True)
+
+    def normalise(self, pose: Tensor) -> Tensor:
+        return (pose - self.mean) / self.std
+
+    def denormalise(self, pose: Tensor) -> Tensor:
+        return pose * self.std + self.mean
+
+
+def _check_checkpoint_joints(module: nn.Module, checkpoint: dict[str, Any],
+                             num_joints: int) -> None:  # fmt: skip
+    saved = checkpoint.get("state_dict", {}).get("stats.mean")
+    if saved is not None and tuple(saved.shape) != (num_joints, 3):
+        raise AudiovisError(
+            f"the checkpoint was trained on {saved.shape[0]} joints, but "
+            f"{type(module).__name__} is configured for {num_joints} "
+            "(model.init_args.num_joints must match the checkpoint's data)"
+        )
+
+
+def bone_length_error(fake: Tensor, real: Tensor) -> Tensor:
+    """Mean relative deviation of generated bone lengths from the real mean bone lengths.
+
+    Shape:
+        fake (..., J, 3), real (..., J, 3) with J the studio's 23 joints → scalar
+    """
+    parents = [p for p in DANCE_PARENTS if p >= 0]
+    children = [i for i, p in enumerate(DANCE_PARENTS) if p >= 0]
+    if fake.shape[-2] != len(DANCE_PARENTS):
+        return torch.tensor(float("nan"))
+
+    def lengths(x: Tensor) -> Tensor:
+        return (x[..., children, :] - x[..., parents, :]).norm(dim=-1).reshape(-1, len(children))
+
+    target = lengths(real).mean(0)
+    return ((lengths(fake) - target).abs() / target.clamp(min=1e-6)).mean()
+
+
+def _nanmean(values: list[float]) -> float:
+    """The mean of the finite values (NaN when none is)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
+class _DanceGAN(GANModule):
+    """What the three dance GANs share: pose statistics, the joint-count checks, validation
+    metrics over the epoch's generated dances, and predict to a skeleton video with music."""
+
+    streams: ClassVar[tuple[str, ...]] = ("pose3d", "style")
+
+    def __init__(self, num_joints: int, fps: float, sample_rate: int, num_styles: int,
+                 predict_style: int, render_size: int,
+                 factories: tuple[Any, ...], n_critic: int,
+                 gradient_clip: float | None) -> None:  # fmt: skip
+        g_opt, d_opt, g_sched, d_sched = factories
+        super().__init__(g_opt, d_opt, g_sched, d_sched, n_critic, gradient_clip)
+        if num_styles and not 0 <= predict_style < num_styles:
+            raise AudiovisError(f"predict_style must be in [0, {num_styles}), got {predict_style}")
+        self.num_joints, self.fps, self.sample_rate = num_joints, fps, sample_rate
+        self.num_styles, self.predict_style, self.render_size = (
+            num_styles,
+            predict_style,
+            render_size,
+        )
+        self.stats = _PoseStats(num_joints)
+        self._val: dict[str, list[Any]] = {}
+
+    # -------------------------------------------------------------------------- set-up
+
+    def on_fit_start(self) -> None:
+        self.stats.fit(self, self.num_joints)
+        self._check_audio_rate()
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        _check_checkpoint_joints(self, checkpoint, self.num_joints)
+
+    def _check_audio_rate(self) -> None:
+        dm = getattr(self._trainer, "datamodule", None)
+        for name, mine in (("sample_rate", self.sample_rate), ("fps", self.fps)):
+            theirs = getattr(dm, name, None)
+            if theirs is not None and abs(float(theirs) - float(mine)) > 1e-6:
+                raise AudiovisError(f"model.init_args.{name} is {mine:g} but data.{name} is "
+                                    f"{theirs:g}; set them equal")  # fmt: skip
+
+    def _style(self, batch: dict[str, Tensor]) -> Tensor | None:
+        if not self.num_styles:
+            return None
+        style = batch["style"]
+        if int(style.max()) >= self.num_styles:
+            raise AudiovisError(
+                f"style label {int(style.max())} but the model has num_styles={self.num_styles}"
+                " (the dataset's manifest lists more styles: raise num_styles)"
+            )
+        return style
+
+    # ----------------------------------------------------------------------- evaluation
+
+    def _real_and_fake(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        """Real and generated poses in metres for a validation batch, (B, T, J, 3) each."""
+        raise NotImplementedError
+
+    def _clip_audio(self, batch: dict[str, Tensor], num_frames: int) -> Tensor | None:
+        """The audio under a batch's frames (without the context), (B, T · samples/frame)."""
+        if "audio" not in batch:
+            return None
+        audio = batch["audio"]
+        length = round(num_frames * self.sample_rate / self.fps)
+        extra = audio.shape[-1] - length
+        return audio[:, extra // 2 : extra // 2 + length]
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        real, fake = self._real_and_fake(batch)
+        store = self._val
+        store.setdefault("real", []).extend(real.float().cpu().numpy())
+        store.setdefault("fake", []).extend(fake.float().cpu().numpy())
+        audio = self._clip_audio(batch, real.shape[1])
+        if audio is not None:
+            store.setdefault("audio", []).extend(audio.float().cpu().numpy())
+        self.log("val/bone_length_error", bone_length_error(fake.float(), real.float()),
+                 batch_size=len(real), sync_dist=True)  # fmt: skip
+
+    def on_validation_epoch_end(self) -> None:
+        store, self._val = self._val, {}
+        if not store.get("real"):
+            return
+        metrics = self.dance_metrics(store["real"], store["fake"], store.get("audio"))
+        self.log_dict({f"val/{k}": v for k, v in metrics.items()
+                       if k != "loss" and math.isfinite(v)})  # fmt: skip
+        self.log("val/loss", metrics["loss"], prog_bar=True)
+
+    def dance_metrics(self, real: list[np.ndarray], fake: list[np.ndarray],
+                      audio: list[np.ndarray] | None = None) -> dict[str, float]:  # fmt: skip
+        """FID_k, FID_g, Div_k, Div_g, BAS (generated and real), jerk and PFC of dances.
+
+        ``loss`` is FID_k (for :class:`AudioToDanceWGAN`, the L1 to the real dance)."""
+        out: dict[str, float] = {}
+        if len(real) >= 2 and len(fake) >= 2 and len(real[0]) >= 3:
+            out.update(dance_fid_div(real, fake, self.fps))
+        if len(fake[0]) >= 4:
+            out["jerk"] = float(np.mean([jerk(x, self.fps) for x in fake]))
+            out["jerk_real"] = float(np.mean([jerk(x, self.fps) for x in real]))
+            out["pfc"] = float(np.mean([physical_foot_contact(x, self.fps) for x in fake]))
+        if audio is not None:
+            cases = (("bas", "music", fake), ("bas_per_motion_beat", "motion", fake),
+                     ("bas_real", "music", real))  # fmt: skip
+            for key, per, dances in cases:
+                out[key] = _nanmean([dance_beat_alignment(x, a, self.sample_rate, self.fps, per)
+                                     for x, a in zip(dances, audio, strict=True)])  # fmt: skip
+        out["loss"] = out.get(
+            "fid_k", float(np.mean([np.abs(r - f).mean() for r, f in zip(real, fake, strict=True)]))
+        )
+        return out
+
+    # -------------------------------------------------------------------------- predict
+
+    def generate_dance(self, audio: Tensor, style: int | None = None) -> Tensor:
+        """A dance in metres for a whole waveform (S,): (T, J, 3), T = S · fps / sample_rate."""
+        raise NotImplementedError
+
+    def _num_frames(self, audio: Tensor) -> int:
+        frames = int(audio.shape[-1] * self.fps / self.sample_rate)
+        if frames < 4:
+            raise AudiovisError(
+                f"{audio.shape[-1] / self.sample_rate:.3f} s of audio is too short for a dance "
+                f"(at least 4 frames, {4 / self.fps:.2f} s)"
+            )
+        return frames
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[MediaSample]:
+        if "audio" not in batch:
+            raise AudiovisError(
+                f"{type(self).__name__}: predict makes a dance as long as its music: pass "
+                "--data.predict_audio FILE (or add audio to data.streams to dance to a split)"
+            )
+        audio = batch["audio"]
+        names = batch.get("name") or [f"clip{batch_idx:04d}_{i}" for i in range(len(audio))]
+        if "pose3d" in batch:  # windows of a split: drop the audio context
+            audio = self._clip_audio(batch, batch["pose3d"].shape[1])
+        styles = batch.get("style")
+        samples = []
+        for i, (name, wave) in enumerate(zip(names, audio, strict=True)):
+            if float(wave.abs().max()) < 1e-4:
+                raise AudiovisError(f"{name}: the audio is silent; a dance needs music")
+            style = int(styles[i]) if styles is not None and self.num_styles else None
+            joints = self.generate_dance(wave.float(), style).float().cpu().numpy()
+            samples.append(MediaSample(
+                name=str(name), fps=self.fps, video=render_dance(joints, self.render_size),
+                audio=wave.float().cpu().numpy(), sample_rate=self.sample_rate,
+                arrays={"joints": joints.astype(np.float32)},
+            ))  # fmt: skip
+        return samples
+
+
+# ------------------------------------------------------------------------- phase 1: poses
+
+
+class PoseWGAN(_DanceGAN):
+    """Single poses from noise with a residual fully connected generator and critic (WGAN-GP).
+
+    Every frame of a training clip is one sample. ``predict`` walks the latent space, a new
+    random latent each second, interpolated in between, for the length of the music.
+
+    Args:
+        latent: noise size (original grid: 10 or 50).
+        width: hidden width (32, 128 or 256); ``blocks`` residual blocks (1 or 2).
+        dropout: before the generator's output layer.
+        num_joints: J of the data's pose3d (23 for the studio and Music-to-Dance).
+        gp_weight: gradient penalty λ.
+        num_styles: > 0 conditions generator and critic on the style label.
+        predict_style: the style to generate at predict when conditioned.
+    """
+
+    generator: PoseGenerator
+    discriminator: PoseCritic
+
+    def __init__(
+        self,
+        latent: int = 50,
+        width: int = 256,
+        blocks: int = 2,
+        dropout: float = 0.5,
+        num_joints: int = 23,
+        gp_weight: float = 10.0,
+        num_styles: int = 0,
+        predict_style: int = 0,
+        fps: float = 25.0,
+        sample_rate: int = 16000,
+        render_size: int = 256,
+        generator_optimizer: OptimizerCallable = torch.optim.Adam,
+        discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
+        generator_scheduler: LRSchedulerCallable | None = None,
+        discriminator_scheduler: LRSchedulerCallable | None = None,
+        n_critic: int = 5,
+        gradient_clip: float | None = None,
+    ) -> None:
+        super().__init__(num_joints, fps, sample_rate, num_styles, predict_style, render_size,
+                         (generator_optimizer, discriminator_optimizer, generator_scheduler,
+                          discriminator_scheduler), n_critic, gradient_clip)  # fmt: skip
+        self.save_hyperparameters(ignore=_FACTORIES)
+        self.latent, self.gp_weight = latent, gp_weight
+        self.generator = PoseGenerator(latent, width, blocks, num_joints, dropout, num_styles)
+        self.discriminator = PoseCritic(width, blocks, num_joints, num_styles)
+
+    def forward(self, z: Tensor, style: Tensor | None = None) -> Tensor:
+        """Normalised poses (N, J, 3) from latents (N, latent)."""
+        return self.generator(z, style)
+
+    def _flat(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor | None]:
+        pose = batch["pose3d"]
+        real = self.stats.normalise(pose).flatten(0, 1)  # (B·T, J, 3)
+        style = self._style(batch)
+        if style is not None:
+            style = style.repeat_interleave(pose.shape[1])
+        return real, style
+
+    def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        real, style = self._flat(batch)
+        with torch.no_grad():
+            fake = self(torch.randn(len(real), self.latent, device=real.device), style)
+        wd = wgan_critic_loss(self.discriminator(real, style), self.discriminator(fake, style))
+        gp = gradient_penalty(self.discriminator, real, fake, *([style] if style is not None
+                                                                 else []))  # fmt: skip
+        return wd + self.gp_weight * gp, {
+            "train/wasserstein": -wd.detach(),
+            "train/gp": gp.detach(),
+        }
+
+    def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        real, style = self._flat(batch)
+        fake = self(torch.randn(len(real), self.latent, device=real.device), style)
+        return wgan_generator_loss(self.discriminator(fake, style)), {}
+
+    def _real_and_fake(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        real, style = self._flat(batch)
+        fake = self(torch.randn(len(real), self.latent, device=real.device), style)
+        shape = batch["pose3d"].shape
+        return batch["pose3d"], self.stats.denormalise(fake).view(shape)
+
+    def dance_metrics(self, real: list[np.ndarray], fake: list[np.ndarray],
+                      audio: list[np.ndarray] | None = None) -> dict[str, float]:  # fmt: skip
+        """Poses, not dances: ``loss`` is the Fréchet distance between real and generated
+        standardised poses; there is no motion to measure."""
+        mean, std = self.stats.mean.cpu().numpy(), self.stats.std.cpu().numpy()
+        r = ((np.concatenate(real) - mean) / std).reshape(-1, self.num_joints * 3)
+        f = ((np.concatenate(fake) - mean) / std).reshape(-1, self.num_joints * 3)
+        return {"loss": frechet_distance(r, f) if len(r) >= 2 else float("nan")}
+
+    def generate_dance(self, audio: Tensor, style: int | None = None) -> Tensor:
+        frames = self._num_frames(audio)
+        anchors = math.ceil(frames / self.fps) + 1
+        z = torch.randn(anchors, self.latent, device=self.device)
+        t = torch.arange(frames, device=self.device) / self.fps
+        i = t.floor().long()
+        w = (t - i)[:, None]
+        path = (1 - w) * z[i] + w * z[i + 1]  # (T, latent)
+        style_t = None
+        if self.num_styles:
+            s = self.predict_style if style is None else style
+            style_t = torch.full((frames,), s, device=self.device, dtype=torch.long)
+        return self.stats.denormalise(self(path, style_t))
+
+
+# ------------------------------------------------------------------------ phase 2: sequences
+
+
+class DanceSequenceWGAN(_DanceGAN):
+    """Dance sequences from per-frame noise: GRU → frame decoder; a temporal convolutional
+    critic over fixed-length clips (``clip_frames``, 120 = 4.8 s at 25 fps in the original);
+    any length at inference (the GRU's state is carried from chunk to chunk).
+
+    Args:
+        noise: per-frame noise size (50); ``hidden`` the GRU size (50), ``layers`` (3).
+        width, blocks: frame decoder (256, 2).
+        critic_channels: critic width (128); ``critic_blocks`` temporal blocks (3).
+        clip_frames: frames per training clip (must equal data.clip_frames).
+        adversarial: ``wgan-gp`` (the original) or ``bce`` (its non-Wasserstein variant).
+        gp_weight: λ; ``tv_weight``: total variation weight (50 in the original).
+        num_styles, predict_style: the dance-type condition.
+    """
+
+    generator: SequenceGenerator
+    discriminator: SequenceCritic
+
+    def __init__(
+        self,
+        noise: int = 50,
+        hidden: int = 50,
+        layers: int = 3,
+        width: int = 256,
+        blocks: int = 2,
+        critic_channels: int = 128,
+        critic_blocks: int = 3,
+        clip_frames: int = 120,
+        num_joints: int = 23,
+        adversarial: str = "wgan-gp",
+        gp_weight: float = 10.0,
+        tv_weight: float = 50.0,
+        num_styles: int = 0,
+        predict_style: int = 0,
+        fps: float = 25.0,
+        sample_rate: int = 16000,
+        render_size: int = 256,
+        generator_optimizer: OptimizerCallable = torch.optim.Adam,
+        discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
+        generator_scheduler: LRSchedulerCallable | None = None,
+        discriminator_scheduler: LRSchedulerCallable | None = None,
+        n_critic: int = 5,
+        gradient_clip: float | None = None,
+    ) -> None:
+        super().__init__(num_joints, fps, sample_rate, num_styles, predict_style, render_size,
+                         (generator_optimizer, discriminator_optimizer, generator_scheduler,
+                          discriminator_scheduler), n_critic, gradient_clip)  # fmt: skip
+        if adversarial not in ("wgan-gp", "bce"):
+            raise AudiovisError(f"adversarial must be 'wgan-gp' or 'bce', got {adversarial!r}")
+        self.save_hyperparameters(ignore=_FACTORIES)
+        self.noise, self.clip_frames, self.adversarial = noise, clip_frames, adversarial
+        self.gp_weight, self.tv_weight = gp_weight, tv_weight
+        self.generator = SequenceGenerator(noise, hidden, layers, width, blocks, num_joints,
+                                           num_styles)  # fmt: skip
+        self.discriminator = SequenceCritic(num_joints, clip_frames, critic_channels, 25,
+                                            critic_blocks, 7, 1, num_styles)  # fmt: skip
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        _check_clip_frames(self, self.clip_frames)
+
+    def forward(self, batch_size: int, frames: int, style: Tensor | None = None,
+                state: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+        """Normalised dances (B, T, J, 3) and the GRU state."""
+        z = torch.randn(batch_size, frames, self.noise, device=self.device)
+        return self.generator(z, style, state)
+
+    def _fake(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor | None]:
+        pose = batch["pose3d"]
+        style = self._style(batch)
+        fake, _ = self(len(pose), pose.shape[1], style)
+        return self.stats.normalise(pose), fake, style
+
+    def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        with torch.no_grad():
+            real, fake, style = self._fake(batch)
+        cond = [style] if style is not None else []
+        real_s, fake_s = self.discriminator(real, *cond), self.discriminator(fake, *cond)
+        if self.adversarial == "bce":
+            return bce_discriminator_loss(real_s, fake_s), {}
+        wd = wgan_critic_loss(real_s, fake_s)
+        gp = gradient_penalty(self.discriminator, real, fake, *cond)
+        return wd + self.gp_weight * gp, {
+            "train/wasserstein": -wd.detach(),
+            "train/gp": gp.detach(),
+        }
+
+    def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        _, fake, style = self._fake(batch)
+        scores = self.discriminator(fake, *([style] if style is not None else []))
+        adv = bce_generator_loss(scores) if self.adversarial == "bce" else wgan_generator_loss(
+            scores)  # fmt: skip
+        tv = total_variation(fake, dim=1)
+        return adv + self.tv_weight * tv, {"train/tv": tv.detach()}
+
+    def _real_and_fake(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        _, fake, _ = self._fake(batch)
+        return batch["pose3d"], self.stats.denormalise(fake)
+
+    def generate_dance(self, audio: Tensor, style: int | None = None,
+                       chunk: int = 250) -> Tensor:  # fmt: skip
+        frames = self._num_frames(audio)
+        style_t = None
+        if self.num_styles:
+            s = self.predict_style if style is None else style
+            style_t = torch.tensor([s], device=self.device)
+        out, state = [], None
+        for start in range(0, frames, chunk):
+            part, state = self(1, min(chunk, frames - start), style_t, state)
+            out.append(part[0])
+        return self.stats.denormalise(torch.cat(out))
+
+
+def _check_clip_frames(module: _DanceGAN, clip_frames: int) -> None:
+    dm = getattr(module._trainer, "datamodule", None)
+    theirs = getattr(dm, "clip_frames", None)
+    if theirs is not None and theirs != clip_frames:
+        raise AudiovisError(
+            f"{type(module).__name__}: the critic scores clips of {clip_frames} frames "
+            f"(model.init_args.clip_frames) but data.clip_frames is {theirs}; set them equal"
+        )
+
+
+# --------------------------------------------------------------------- phase 3: audio → dance
+
+
+def two_input_gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, audio: Tensor,
+                               style: Tensor | None = None) -> Tensor:  # fmt: skip
+    """WGAN-GP penalty E[(‖∇D(x̂, a)‖ − 1)²] with the gradient taken with respect to both
+    inputs, the interpolated poses x̂ and the audio a (the same for the real and the fake
+    pair), their gradients concatenated into one norm."""
+    b = real.shape[0]
+    eps = torch.rand(b, *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
+    mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    sound = audio.detach().clone().requires_grad_(True)
+    scores = critic(mixed, sound, style)
+    grads = torch.autograd.grad(scores.sum(), [mixed, sound], create_graph=True,
+                                allow_unused=True)  # fmt: skip
+    sq = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads if g is not None]).sum(0)
+    return ((torch.sqrt(sq + 1e-12) - 1.0) ** 2).mean()
+
+
+class AudioToDanceWGAN(_DanceGAN):
+    """Dances driven by music: 0.2 s audio windows, one per frame, through an audio encoder
+    (``default``, ``unet`` or ``wavegan``) and a GRU, beside a noise GRU, into the frame
+    decoder; a critic with a pose encoder and an audio encoder fused by a small MLP, the
+    gradient penalty on both inputs; + β·L1 to the real dance + η·TV.
+
+    ``adversarial: false`` is the L1-only baseline (the same generator, no critic steps).
+    Ablations of the original: ``use_audio_critic: false``, ``l1_weight: 20``, ``noise: 100``,
+    ``tanh: true``, ``tv_weight: 50``, ``encoder: unet|wavegan``.
+
+    Training batches need audio context of at least (window − frame)/2 on each side
+    (``data.audio_context: [2, 2]`` for 0.2 s at 25 fps); less is zero-padded.
+
+    Args:
+        window_seconds: audio window per frame (0.2).
+        encoder: audio encoder kind; ``encoder_channels`` its first width (32),
+            ``encoder_out`` its code (250), ``encoder_activation`` (``id``, ``relu``, ``tanh``).
+        latent: decoder input (250) = audio GRU (``latent - noise_hidden``) + noise GRU.
+        audio_layers: audio GRU layers (3).
+        noise, noise_hidden: per-frame noise and its GRU (10, 10).
+        width, blocks: frame decoder (256, 2); ``tanh`` squashes its output.
+        critic_channels, critic_blocks, code, critic_hidden, critic_audio_channels: the
+            critic (128, 2, 100, 128, 32).
+        use_audio_critic: the critic's audio branch.
+        adversarial: train against the critic (false: the L1-only baseline).
+        gp_weight, l1_weight, tv_weight: λ (10), β (1), η (0).
+        clip_frames: frames per training clip (120), equal to data.clip_frames.
+    """
+
+    streams: ClassVar[tuple[str, ...]] = ("pose3d", "audio", "style")
+    generator: AudioDanceGenerator
+    discriminator: AudioDanceCritic
+
+    def __init__(
+        self,
+        window_seconds: float = 0.2,
+        encoder: str = "default",
+        encoder_channels: int = 32,
+        encoder_out: int = 250,
+        encoder_activation: str = "id",
+        latent: int = 250,
+        audio_layers: int = 3,
+        noise: int = 10,
+        noise_hidden: int = 10,
+        width: int = 256,
+        blocks: int = 2,
+        tanh: bool = False,
+        critic_channels: int = 128,
+        critic_blocks: int = 2,
+        code: int = 100,
+        critic_hidden: int = 128,
+        critic_audio_channels: int = 32,
+        use_audio_critic: bool = True,
+        adversarial: bool = True,
+        gp_weight: float = 10.0,
+        l1_weight: float = 1.0,
+        tv_weight: float = 0.0,
+        clip_frames: int = 120,
+        num_joints: int = 23,
+        num_styles: int = 0,
+        predict_style: int = 0,
+        fps: float = 25.0,
+        sample_rate: int = 16000,
+        render_size: int = 256,
+        generator_optimizer: OptimizerCallable = torch.optim.Adam,
+        discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
+        generator_scheduler: LRSchedulerCallable | None = None,
+        discriminator_scheduler: LRSchedulerCallable | None = None,
+        n_critic: int = 5,
+        gradient_clip: float | None = None,
+    ) -> None:
+        super().__init__(num_joints, fps, sample_rate, num_styles, predict_style, render_size,
+                         (generator_optimizer, discriminator_optimizer, generator_scheduler,
+                          discriminator_scheduler), n_critic, gradient_clip)  # fmt: skip
+        self.save_hyperparameters(ignore=_FACTORIES)
+        per_frame = sample_rate / fps
+        if abs(per_frame - round(per_frame)) > 1e-9:
+            raise AudiovisError(f"sample_rate / fps must be a whole number of samples, got "
+                                f"{sample_rate} / {fps:g}")  # fmt: skip
+        self.per_frame = round(per_frame)
+        self.window = round(window_seconds * sample_rate)
+        if self.window < self.per_frame:
+            raise AudiovisError(f"window_seconds ({window_seconds}) is shorter than a frame")
+        self.noise, self.clip_frames, self.adversarial = noise, clip_frames, adversarial
+        self.gp_weight, self.l1_weight, self.tv_weight = gp_weight, l1_weight, tv_weight
+        self.generator = AudioDanceGenerator(
+            self.window, encoder, latent, encoder_out, audio_layers, noise, noise_hidden, width,
+            blocks, num_joints, encoder_channels, encoder_activation, tanh, num_styles,
+        )  # fmt: skip
+        self.discriminator = AudioDanceCritic(
+            num_joints, clip_frames, clip_frames * self.per_frame, critic_channels,
+            critic_blocks, code, critic_hidden, critic_audio_channels, use_audio_critic,
+            num_styles,
+        )  # fmt: skip
+
+    def on_fit_start(self) -> None:
+        super().on_fit_start()
+        _check_clip_frames(self, self.clip_frames)
+
+    def frame_windows(self, audio: Tensor, num_frames: int) -> Tensor:
+        """One window of ``window`` samples centred on each frame.
+
+        ``audio`` holds the frames' samples with equal context before and after (what the
+        DataModule gives with a symmetric ``audio_context``; none for a whole file); missing
+        context is zero-padded.
+
+        Shape:
+            audio (B, S) → (B, T, window)
+        """
+        extra = audio.shape[-1] - num_frames * self.per_frame
+        if extra < 0:
+            raise AudiovisError(f"{audio.shape[-1]} audio samples are fewer than the "
+                                f"{num_frames} frames need")  # fmt: skip
+        have = extra // 2  # context samples before the first frame
+        need = (self.window - self.per_frame) // 2
+        start = have - need
+        stop = start + (num_frames - 1) * self.per_frame + self.window
+        audio = F.pad(audio, (max(0, -start), max(0, stop - audio.shape[-1])))
+        audio = audio[:, max(0, start) : max(0, start) + stop - start]
+        return audio.unfold(-1, self.window, self.per_frame)[:, :num_frames]
+
+    def forward(self, windows: Tensor, style: Tensor | None = None,
+                state: tuple[Tensor, Tensor] | None = None
+                ) -> tuple[Tensor, tuple[Tensor, Tensor]]:  # fmt: skip
+        """Normalised dances (B, T, J, 3) from audio windows (B, T, window)."""
+        b, t = windows.shape[:2]
+        z = torch.randn(b, t, self.noise, device=windows.device)
+        return self.generator(windows, z, style, state)
+
+    def _fake(self, batch: dict[str, Tensor]) -> dict[str, Any]:
+        pose = batch["pose3d"]
+        t = pose.shape[1]
+        style = self._style(batch)
+        fake, _ = self(self.frame_windows(batch["audio"], t), style)
+        return {"real": self.stats.normalise(pose), "fake": fake, "style": style,
+                "audio": self._clip_audio(batch, t)}  # fmt: skip
+
+    def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        with torch.no_grad():
+            out = self._fake(batch)
+        real, fake, audio, style = out["real"], out["fake"], out["audio"], out["style"]
+        wd = wgan_critic_loss(self.discriminator(real, audio, style),
+                              self.discriminator(fake, audio, style))  # fmt: skip
+        gp = two_input_gradient_penalty(self.discriminator, real, fake, audio, style)
+        return wd + self.gp_weight * gp, {
+            "train/wasserstein": -wd.detach(),
+            "train/gp": gp.detach(),
+        }
+
+    def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        out = self._fake(batch)
+        fake = out["fake"]
+        l1 = F.l1_loss(fake, out["real"])
+        tv = total_variation(fake, dim=1)
+        loss = self.l1_weight * l1 + self.tv_weight * tv
+        logs = {"train/l1": l1.detach(), "train/tv": tv.detach()}
+        if self.adversarial:
+            adv = wgan_generator_loss(self.discriminator(fake, out["audio"], out["style"]))
+            loss = loss + adv
+            logs["train/adv"] = adv.detach()
+        return loss, logs
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        if self.adversarial:
+            return super().training_step(batch, batch_idx)
+        opt_g, _ = self.optimizers()  # type: ignore[misc,attr-defined]
+        with self.toggled_optimizer(opt_g):
+            loss, logs = self.generator_loss(batch)
+        self._optimize(opt_g, loss)
+        self.log_dict({"train/g_loss": loss.detach(), **logs}, prog_bar=True,
+                      batch_size=len(batch["pose3d"]))  # fmt: skip
+        return None
+
+    def _real_and_fake(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        out = self._fake(batch)
+        return batch["pose3d"], self.stats.denormalise(out["fake"])
+
+    def dance_metrics(self, real: list[np.ndarray], fake: list[np.ndarray],
+                      audio: list[np.ndarray] | None = None) -> dict[str, float]:  # fmt: skip
+        out = super().dance_metrics(real, fake, audio)
+        # the original's validation measure: L1 to the real dance, standardised coordinates
+        std = self.stats.std.cpu().numpy()
+        out["l1"] = float(np.mean([np.abs((r - f) / std).mean()
+                                   for r, f in zip(real, fake, strict=True)]))  # fmt: skip
+        out["loss"] = out["l1"]
+        return out
+
+    def generate_dance(self, audio: Tensor, style: int | None = None,
+                       chunk: int = 250) -> Tensor:  # fmt: skip
+        frames = self._num_frames(audio)
+        windows = self.frame_windows(audio[None, : frames * self.per_frame], frames)
+        style_t = None
+        if self.num_styles:
+            s = self.predict_style if style is None else style
+            style_t = torch.tensor([s], device=windows.device)
+        out, state = [], None
+        for start in range(0, frames, chunk):
+            part, state = self(windows[:, start : start + chunk], style_t, state)
+            out.append(part[0])
+        return self.stats.denormalise(torch.cat(out))
+
+
+# --------------------------------------------------------------------- style classifier
+
+
+class DanceStyleClassifier(AudioVisualModule):
+    """The dance-style classifier used to score generated dances (the original's: conv +
+    temporal block + GRU), trained on real clips with cross-entropy.
+
+    Args:
+        num_classes: style classes (the dataset manifest's ``classes.style``; 5 for the
+            studio default, whose list includes ``none``).
+        num_joints: J.
+        channels, hidden: network widths.
+        optimizer: optimizer factory.
+    """
+
+    streams: ClassVar[tuple[str, ...]] = ("pose3d", "style")
+
+    def __init__(self, num_classes: int = 5, num_joints: int = 23, channels: int = 64,
+                 hidden: int = 64,
+                 optimizer: OptimizerCallable = torch.optim.Adam) -> None:  # fmt: skip
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer"])
+        self.optimizer = optimizer
+        self.num_joints, self.num_classes = num_joints, num_classes
+        self.stats = _PoseStats(num_joints)
+        self.net = DanceStyleNet(num_joints, num_classes, channels, hidden)
+
+    def on_fit_start(self) -> None:
+        self.stats.fit(self, self.num_joints)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        _check_checkpoint_joints(self, checkpoint, self.num_joints)
+
+    def configure_optimizers(self) -> Any:
+        return self.optimizer(self.parameters())
+
+    def forward(self, poses: Tensor) -> Tensor:
+        """Logits (B, num_classes) of dances in metres (B, T, J, 3)."""
+        return self.net(self.stats.normalise(poses))
+
+    def _step(self, batch: dict[str, Tensor], split: str) -> Tensor:
+        logits = self(batch["pose3d"])
+        loss = F.cross_entropy(logits, batch["style"])
+        acc = (logits.argmax(-1) == batch["style"]).float().mean()
+        self.log_dict({f"{split}/loss": loss, f"{split}/accuracy": acc}, prog_bar=True,
+                      batch_size=len(logits), sync_dist=split != "train")  # fmt: skip
+        return loss
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    @torch.no_grad()
+    def classify(self, dances: list[np.ndarray] | np.ndarray) -> np.ndarray:
+        """Predicted style index of each dance (T, J, 3) in metres."""
+        was = self.training
+        self.eval()
+        out = [int(self(torch.as_tensor(np.asarray(d), dtype=torch.float32,
+                                        device=self.device)[None]).argmax(-1))
+               for d in dances]  # fmt: skip
+        self.train(was)
+        return np.array(out, np.int64)
