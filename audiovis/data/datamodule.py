@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 from torchdata.stateful_dataloader import StatefulDataLoader
 
@@ -231,12 +232,28 @@ class AudioVisualDataModule(pl.LightningDataModule):
         )
 
     def _selected(self, root: Path) -> list[dict[str, Any]]:
-        """The manifest's performances that pass ``select``; none passing is an error."""
+        """The manifest's performances that pass ``select``.
+
+        A label whose selected values are none of the dataset's classes is ignored with a
+        warning: a config written for the studio (``select: {instrument: [cello]}``) then runs
+        on a user's own import, whose performances carry their own labels. Values the dataset
+        does know that leave nothing selected are an error.
+        """
         assert self.manifest is not None
+        active = {}
+        for label, values in self.select.items():
+            known = {p.get(label) for p in self.manifest.performances}
+            if known.isdisjoint(values):
+                rank_zero_warn(
+                    f"data.select: {label} {values} matches no performance of {root} "
+                    f"(it has {sorted(map(str, known))}); using every performance"
+                )
+            else:
+                active[label] = values
         chosen = [
             p
             for p in self.manifest.performances
-            if all(p.get(label) in values for label, values in self.select.items())
+            if all(p.get(label) in values for label, values in active.items())
         ]
         if not chosen:
             raise AudiovisError(

@@ -431,3 +431,19 @@ def test_train_loader_resumes_mid_epoch(fresh_root: Path, tmp_path: Path) -> Non
     resumed = dm.train_dataloader()
     resumed.load_state_dict(state)  # type: ignore[attr-defined]
     assert windows(list(resumed)) == windows(rest)
+
+
+def test_datamodule_select_keeps_labelled_performances(fixture_root: Path, tmp_path: Path) -> None:
+    def names(**select: list[str]) -> list[str]:
+        dm = AudioVisualDataModule(root=str(fixture_root), clip_frames=10, image_size=None,
+                                   cache_dir=str(tmp_path), select=select)  # fmt: skip
+        dm.setup("fit")
+        return [p["name"] for p in dm._selected(fixture_root)]
+
+    assert names(instrument=["cello"]) == ["perf00", "perf02", "perf04"]
+    assert names(instrument=["piano"], performer=["p1"]) == ["perf01", "perf05"]
+    # a studio config's filter on data with other labels: ignored, with a warning
+    with pytest.warns(UserWarning, match="matches no performance"):
+        assert len(names(instrument=["trombone"])) == 6
+    with pytest.raises(AudiovisError, match="unknown labels"):
+        names(colour=["red"])
