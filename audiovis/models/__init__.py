@@ -8,10 +8,12 @@ from audiovis.models.dance import (
     DanceStyleClassifier,
     PoseWGAN,
 )
+from audiovis.models.ganterpretation import ClassConditionalGAN
 
 __all__: list[str] = [
     "APVG",
     "AudioToDanceWGAN",
+    "ClassConditionalGAN",
     "DanceSequenceWGAN",
     "DanceStyleClassifier",
     "PoseWGAN",
