@@ -9,13 +9,17 @@ from audiovis.models.dance import (
     PoseWGAN,
 )
 from audiovis.models.ganterpretation import ClassConditionalGAN
+from audiovis.models.guitarist import AudioToMaskGAN, MaskToImageGAN, PoseToImageGAN
 
 __all__: list[str] = [
     "APVG",
     "AudioToDanceWGAN",
+    "AudioToMaskGAN",
     "ClassConditionalGAN",
     "DanceSequenceWGAN",
     "DanceStyleClassifier",
+    "MaskToImageGAN",
+    "PoseToImageGAN",
     "PoseWGAN",
 ]
 
