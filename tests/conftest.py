@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ def _offline_env(tmp_path_factory: pytest.TempPathFactory) -> None:
         WANDB_CONFIG_DIR=str(logs),
         WANDB_SILENT="true",
     )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _checkout_stays_clean() -> Iterator[None]:
+    """A CLI run without --trainer.default_root_dir writes config.yaml and checkpoints/ into
+    the checkout; every test must point its runs at a temporary folder."""
+    strays = [REPO / "config.yaml", REPO / "checkpoints", REPO / "lightning_logs"]
+    before = {p for p in strays if p.exists()}
+    yield
+    left = [str(p) for p in strays if p.exists() and p not in before]
+    assert not left, f"tests wrote into the checkout: {left}"
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
 """The zoo: every LightningModule of audiovis. ``__all__`` lists them; tests iterate over it."""
 
 from audiovis.models.apvg import APVG
+from audiovis.models.audeo import Roll2Midi, Video2Roll
 from audiovis.models.base import AudioVisualModule, GANModule
 from audiovis.models.dance import (
     AudioToDanceWGAN,
@@ -21,6 +22,8 @@ __all__: list[str] = [
     "MaskToImageGAN",
     "PoseToImageGAN",
     "PoseWGAN",
+    "Roll2Midi",
+    "Video2Roll",
 ]
 
 # the bases, importable but not models of the zoo

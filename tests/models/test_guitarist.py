@@ -103,7 +103,8 @@ def test_predict_writes_guitarist_video_with_sound(fixture_root: Path, tmp_path:
     result = run_cli("predict", "--config", str(CONF / "guitarist_mask.yaml"), "--data.root",
                      str(fixture_root), "--ckpt_path", str(mask_ckpt), "--data.predict_audio",
                      str(song), "--model.init_args.image_checkpoint", str(image_ckpt),
-                     "--media_writer.output_dir", str(out))  # fmt: skip
+                     "--media_writer.output_dir", str(out),
+                     "--trainer.default_root_dir", str(tmp_path / "run"))  # fmt: skip
     assert_ok(result)
     info = probe(out / "song.mp4")
     assert info["video"]["frames"] == 37 and info["video"]["width"] == 32
@@ -185,7 +186,8 @@ def test_a_checkpoint_of_another_stage_is_refused_on_load(tmp_path: Path) -> Non
 def test_cli_refuses_a_checkpoint_of_another_stage(fixture_root: Path, tmp_path: Path) -> None:
     mask_ckpt = save(tiny_mask(), tmp_path / "mask.ckpt")
     result = run_cli("validate", "--config", str(CONF / "guitarist_image.yaml"), "--data.root",
-                     str(fixture_root), "--ckpt_path", str(mask_ckpt))  # fmt: skip
+                     str(fixture_root), "--ckpt_path", str(mask_ckpt),
+                     "--trainer.default_root_dir", str(tmp_path / "run"))  # fmt: skip
     assert result.returncode == 2
     assert "error:" in result.stderr and "checkpoint of AudioToMaskGAN" in result.stderr
 

@@ -1,0 +1,669 @@
+"""Audeo (Su et al., NeurIPS 2020): piano video → per-frame key roll (Video2Roll) → MIDI-ready
+roll (Roll2Midi, a least-squares GAN) → MIDI → audio."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from torch import Tensor
+from torch.utils.data import DataLoader, Sampler
+
+from audiovis.callbacks import MediaSample
+from audiovis.errors import AudiovisError, FileProblem
+from audiovis.losses import lsgan_discriminator_loss, lsgan_generator_loss
+from audiovis.media import draw_roll, to_uint8
+from audiovis.metrics.transcription import FrameMetrics
+from audiovis.models.base import AudioVisualModule, GANModule
+from audiovis.music import NUM_KEYS, fit_length, roll_to_midi, synthesize
+from audiovis.networks.audeo import PatchDiscriminator, Roll2MidiGenerator, Video2RollNet
+
+# Where the studio's piano rig draws the keyboard, as fractions of the frame (x, y, w, h):
+# the keys span nearly the full width, their far edge lies at 0.23–0.29 of the height and they
+# are 0.27–0.32 of it long over the rig's camera looks; the box adds the fingers below them.
+STUDIO_KEYBOARD_BOX = (0.0, 0.2, 1.0, 0.45)
+_FACTORIES = ("_optimizer", "_scheduler")
+CONTEXT = 2  # frames on each side of the predicted one (5 stacked frames)
+
+
+# ----------------------------------------------------------------------------- input frames
+
+
+def keyboard_crops(
+    video: Tensor, box: Sequence[float], size: Sequence[int], value_range: str = "signed"
+) -> Tensor:
+    """Greyscale crops of the keyboard, resized to the network's input.
+
+    Args:
+        video: (..., 3, H, W) RGB frames, in [-1, 1] (``value_range="signed"``, the batch
+            format) or uint8 0..255 (``"byte"``).
+        box: (x, y, w, h) of the keyboard as fractions of the frame.
+        size: (height, width) of the network's input.
+
+    Returns:
+        (..., height, width) float in [0, 1] (the original's ``/ 255`` greyscale input).
+    """
+    lead = video.shape[:-3]
+    h, w = video.shape[-2:]
+    x0, y0 = int(round(box[0] * w)), int(round(box[1] * h))
+    x1, y1 = int(round((box[0] + box[2]) * w)), int(round((box[1] + box[3]) * h))
+    x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+    crop = video[..., y0:y1, x0:x1].reshape(-1, 3, y1 - y0, x1 - x0).float()
+    crop = (crop + 1) / 2 if value_range == "signed" else crop / 255.0
+    weights = torch.tensor([0.299, 0.587, 0.114], device=crop.device)
+    grey = (crop * weights[:, None, None]).sum(1, keepdim=True)  # (N, 1, h, w)
+    grey = F.interpolate(grey, size=tuple(size), mode="bilinear", antialias=True,
+                         align_corners=False)  # fmt: skip
+    return grey.clamp(0, 1).reshape(*lead, *size)
+
+
+def check_box(box: Sequence[float]) -> tuple[float, float, float, float]:
+    """A keyboard box (x, y, w, h) in fractions that lies inside the frame, or an error."""
+    if len(box) != 4:
+        raise AudiovisError(f"keyboard_box must be (x, y, w, h), got {list(box)}")
+    x, y, w, h = (float(v) for v in box)
+    eps = 1e-6
+    if w <= 0 or h <= 0 or x < -eps or y < -eps or x + w > 1 + eps or y + h > 1 + eps:
+        raise AudiovisError(
+            f"keyboard_box {list(box)} (fractions of the frame) is not inside the frame"
+        )
+    return x, y, w, h
+
+
+def stack_context(crops: Tensor, index: Tensor) -> Tensor:
+    """The 5-frame stacks (t−2 … t+2) centred on ``index``, edges repeated as the original.
+
+    Shape:
+        crops (T, h, w), index (N,) → (N, 5, h, w).
+    """
+    offsets = torch.arange(-CONTEXT, CONTEXT + 1, device=crops.device)
+    frames = (index[:, None] + offsets).clamp(0, crops.shape[0] - 1)
+    return crops[frames]
+
+
+# ----------------------------------------------------------------------------- the sampler
+
+
+class BalancedMultilabelSampler(Sampler[int]):
+    """Draw samples so that each key (and "no key") is as likely as any other.
+
+    As the original's balanced sampler: each draw picks a class uniformly at random among the
+    classes present, then a sample holding that class uniformly; rare keys are seen as often
+    as common ones.
+
+    Args:
+        labels: (N, K) binary labels of the samples.
+        num_samples: draws per epoch (20,000 in the original).
+        seed: base seed; each epoch draws from ``seed + epoch``.
+    """
+
+    def __init__(self, labels: np.ndarray, num_samples: int, seed: int = 0) -> None:
+        labels = np.asarray(labels) > 0
+        columns = [np.flatnonzero(labels[:, k]) for k in range(labels.shape[1])]
+        columns.append(np.flatnonzero(~labels.any(axis=1)))  # silent frames are a class too
+        self.classes = [c for c in columns if len(c)]
+        if not self.classes:
+            raise AudiovisError("balanced sampler: no samples")
+        self.num_samples, self.seed, self.epoch = num_samples, seed, 0
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng(self.seed + self.epoch)
+        self.epoch += 1
+        picks = rng.integers(0, len(self.classes), self.num_samples)
+        for c in picks:
+            members = self.classes[c]
+            yield int(members[rng.integers(0, len(members))])
+
+
+# ------------------------------------------------------------------------------- Video2Roll
+
+
+class Video2Roll(AudioVisualModule):
+    """Per-frame piano keys from 5 stacked greyscale keyboard frames.
+
+    The keyboard is cropped from each frame by ``keyboard_box`` (as the original's per-video
+    coordinates), turned grey, resized to ``input_size`` and stacked t−2 … t+2; the network
+    predicts the keys down at frame t. Trained with binary cross-entropy on logits, Adam and
+    ReduceLROnPlateau on ``val/loss`` as the original.
+
+    Args:
+        key_offset: first key predicted (index into the 88 keys; 15 as the original).
+        num_keys: keys predicted (51 as the original, 88 with offset 0 for the full keyboard).
+        input_size: (height, width) of the crops (100 × 900 in the original).
+        keyboard_box: (x, y, w, h) of the keyboard in fractions of the frame; the studio
+            piano rig's keyboard (and the fingers on it) by default.
+        width: channels of the ResNet's first stage (64 as ResNet-18).
+        threshold: probability from which a key counts as down (0.4 as the original).
+        fps: frame rate (for predictions).
+        sample_rate: rate of the synthesised audio.
+        program: General MIDI program of the synthesised audio (0: acoustic grand piano).
+        soundfont: an .sf2 for synthesis (pretty_midi's General MIDI font by default).
+        min_note_frames: predicted notes shorter than this many frames are dropped.
+        balanced_sampler: train on the balanced multilabel sampler instead of shuffling.
+        samples_per_epoch: draws per epoch of the balanced sampler.
+        optimizer: optimizer factory (Adam 1e-3 as the original).
+        plateau_patience: epochs without a ``val/loss`` improvement before the LR drops.
+    """
+
+    streams: ClassVar[tuple[str, ...]] = ("video", "roll")
+
+    def __init__(
+        self,
+        key_offset: int = 15,
+        num_keys: int = 51,
+        input_size: tuple[int, int] = (100, 900),
+        keyboard_box: tuple[float, float, float, float] = STUDIO_KEYBOARD_BOX,
+        width: int = 64,
+        threshold: float = 0.4,
+        fps: float = 25.0,
+        sample_rate: int = 16000,
+        program: int = 0,
+        soundfont: str | None = None,
+        min_note_frames: int = 1,
+        balanced_sampler: bool = False,
+        samples_per_epoch: int = 20000,
+        optimizer: OptimizerCallable = torch.optim.Adam,
+        plateau_patience: int = 2,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["optimizer"])
+        if key_offset < 0 or num_keys < 1 or key_offset + num_keys > NUM_KEYS:
+            raise AudiovisError(
+                f"keys {key_offset}..{key_offset + num_keys - 1} are not within the 88 keys"
+            )
+        if not 0 < threshold < 1:
+            raise AudiovisError(f"threshold must be in (0, 1), got {threshold}")
+        self.keyboard_box = check_box(keyboard_box)
+        self.key_offset, self.num_keys = key_offset, num_keys
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.threshold, self.fps, self.sample_rate = threshold, fps, sample_rate
+        self.program, self.soundfont, self.min_note_frames = program, soundfont, min_note_frames
+        self.optimizer = optimizer
+        # the constructor's arguments, kept apart from ``hparams`` (which LightningCLI fills
+        # with the outer model's config when this one is built inside another)
+        self.config: dict[str, Any] = dict(
+            key_offset=key_offset, num_keys=num_keys, input_size=self.input_size,
+            keyboard_box=self.keyboard_box, width=width, threshold=threshold, fps=fps,
+            sample_rate=sample_rate, program=program, soundfont=soundfont,
+            min_note_frames=min_note_frames, balanced_sampler=balanced_sampler,
+            samples_per_epoch=samples_per_epoch, plateau_patience=plateau_patience,
+        )  # fmt: skip
+        self.net = Video2RollNet(num_keys=num_keys, in_frames=2 * CONTEXT + 1, width=width)
+        self.val_frames = FrameMetrics(threshold, logits=True)
+
+    def forward(self, stacks: Tensor) -> Tensor:
+        """Key logits (B, num_keys) of stacks (B, 5, h, w) in [0, 1]."""
+        return self.net(stacks)
+
+    def keys(self, roll: Tensor) -> Tensor:
+        """The predicted keys' columns of an 88-key roll (..., 88) → (..., num_keys)."""
+        return roll[..., self.key_offset : self.key_offset + self.num_keys]
+
+    def _step(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+        video = batch["video"]
+        if video.shape[1] != 2 * CONTEXT + 1:
+            raise AudiovisError(
+                f"Video2Roll reads windows of {2 * CONTEXT + 1} frames; set data.clip_frames=5 "
+                f"(got {video.shape[1]})"
+            )
+        stacks = keyboard_crops(video, self.keyboard_box, self.input_size)  # (B, 5, h, w)
+        target = self.keys(batch["roll"][:, CONTEXT]).float()
+        return self(stacks), target
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        logits, target = self._step(batch)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), target)
+        self.log("train/loss", loss, prog_bar=True, on_epoch=True, batch_size=len(target))
+        return loss
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        logits, target = self._step(batch)
+        loss = F.binary_cross_entropy_with_logits(logits.float(), target)
+        self.val_frames.update(logits.float(), target)
+        self.log("val/loss", loss, prog_bar=True, sync_dist=True, batch_size=len(target))
+
+    def on_validation_epoch_end(self) -> None:
+        scores = self.val_frames.compute()
+        self.log_dict({f"val/{k}": v for k, v in scores.items()}, prog_bar=False, sync_dist=True)
+        self.val_frames.reset()
+
+    def configure_optimizers(self) -> Any:
+        opt = self.optimizer(self.parameters())
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", patience=self.hparams["plateau_patience"]
+        )
+        # strict=False: a run without validation data keeps its learning rate
+        sched = {"scheduler": plateau, "monitor": "val/loss", "strict": False}
+        return {"optimizer": opt, "lr_scheduler": sched}
+
+    # ---------------------------------------------------------------- balanced sampling
+
+    def setup(self, stage: str) -> None:
+        if stage != "fit" or not self.hparams["balanced_sampler"] or self._trainer is None:
+            return
+        datamodule = getattr(self.trainer, "datamodule", None)
+        dataset = getattr(datamodule, "datasets", {}).get("train")
+        if dataset is None or not hasattr(dataset, "index"):
+            return
+        # The DataModule has no sampler option: its train loader is swapped for one drawing
+        # from the balanced sampler (labels: the middle frame of each window).
+        labels = _window_labels(dataset, CONTEXT, self.key_offset, self.num_keys)
+        seed = int(os.environ.get("PL_GLOBAL_SEED", 0))
+        sampler = BalancedMultilabelSampler(labels, self.hparams["samples_per_epoch"], seed)
+        assert datamodule is not None
+        loader_kwargs = dict(batch_size=datamodule.batch_size, num_workers=datamodule.num_workers,
+                             pin_memory=datamodule.pin_memory,
+                             persistent_workers=datamodule.num_workers > 0)  # fmt: skip
+
+        def balanced_loader() -> DataLoader[Any]:
+            return DataLoader(dataset, sampler=sampler, **loader_kwargs)
+
+        datamodule.train_dataloader = balanced_loader
+
+    # ---------------------------------------------------------------------------- predict
+
+    @torch.no_grad()
+    def predict_probabilities(
+        self, crops: Tensor, batch_size: int = 64, progress: Callable[[int], None] | None = None
+    ) -> Tensor:
+        """Key probabilities (T, num_keys) of every frame of a video's crops (T, h, w)."""
+        was_training = self.training
+        self.eval()
+        out = []
+        for start in range(0, len(crops), batch_size):
+            index = torch.arange(start, min(start + batch_size, len(crops)), device=crops.device)
+            out.append(torch.sigmoid(self(stack_context(crops, index)).float()))
+            if progress is not None:
+                progress(len(index))
+        self.train(was_training)
+        if not out:
+            return torch.zeros(0, self.num_keys)
+        return torch.cat(out)
+
+    def full_roll(self, keys: Tensor) -> Tensor:
+        """(T, num_keys) → (T, 88) with zeros outside the predicted range."""
+        roll = keys.new_zeros(keys.shape[0], NUM_KEYS)
+        roll[:, self.key_offset : self.key_offset + self.num_keys] = keys
+        return roll
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[MediaSample]:
+        return _predict_samples(self, None, batch, batch_idx)
+
+
+def _window_labels(dataset: Any, offset: int, key_offset: int, num_keys: int) -> np.ndarray:
+    """The roll at frame ``start + offset`` of each window of a ClipDataset (N, num_keys)."""
+    rolls = [np.load(files.arrays["roll"], mmap_mode="r") for files in dataset.performances]
+    rows = [rolls[p][s + offset, key_offset : key_offset + num_keys] for p, s in dataset.index]
+    return np.asarray(rows)
+
+
+# -------------------------------------------------------------------------------- Roll2Midi
+
+
+class Roll2Midi(GANModule):
+    """Refines Video2Roll's key probabilities over 100-frame windows into a MIDI-ready roll.
+
+    A U-Net generator maps the (keys × frames) probabilities to a roll; a PatchGAN judges
+    rolls. Least-squares GAN: the generator minimises ``w_adv`` · adversarial +
+    ``w_mse`` · MSE to the true roll (0.001 and 0.999 as the original).
+
+    The inputs are the predictions of a trained Video2Roll (``video2roll_checkpoint``), made
+    once per performance and cached on disk (``prediction_cache``, by default beside the
+    data), keyed by the checkpoint's content. The Video2Roll is kept (frozen) inside this
+    model, so its checkpoint alone transcribes a video end to end.
+
+    Args:
+        video2roll_checkpoint: a Video2Roll checkpoint (its key range and threshold apply).
+        video2roll_config: the Video2Roll's hyperparameters, recorded in this model's
+            checkpoints so that they load without the Video2Roll checkpoint.
+        window: frames per window (100 = 4 s at 25 fps, as the original).
+        base: generator and discriminator width (64 as the original).
+        dropout: generator dropout (0.5 as the original).
+        w_adv: weight of the adversarial loss; ``w_mse`` that of the MSE.
+        threshold: probability from which a refined key counts as down.
+        min_note_frames: refined notes shorter than this many frames are dropped.
+        program: General MIDI program of the synthesised audio; ``soundfont`` its .sf2.
+        prediction_cache: folder where Video2Roll's predictions are cached (named apart from
+            the DataModule's ``cache_dir``, whose hyperparameters are logged with these).
+    """
+
+    streams: ClassVar[tuple[str, ...]] = ("roll",)
+    generator: Roll2MidiGenerator
+    discriminator: PatchDiscriminator
+
+    def __init__(
+        self,
+        video2roll_checkpoint: str | None = None,
+        video2roll_config: dict[str, Any] | None = None,
+        window: int = 100,
+        base: int = 64,
+        dropout: float = 0.5,
+        w_adv: float = 0.001,
+        w_mse: float = 0.999,
+        threshold: float = 0.4,
+        min_note_frames: int = 1,
+        program: int = 0,
+        soundfont: str | None = None,
+        prediction_cache: str | None = None,
+        generator_optimizer: OptimizerCallable = torch.optim.Adam,
+        discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
+        generator_scheduler: LRSchedulerCallable | None = None,
+        discriminator_scheduler: LRSchedulerCallable | None = None,
+        n_critic: int = 1,
+        gradient_clip: float | None = None,
+    ) -> None:
+        super().__init__(generator_optimizer, discriminator_optimizer, generator_scheduler,
+                         discriminator_scheduler, n_critic, gradient_clip)  # fmt: skip
+        factories = ["generator_optimizer", "discriminator_optimizer", "generator_scheduler",
+                     "discriminator_scheduler"]  # fmt: skip
+        self.save_hyperparameters(ignore=factories)
+        if window < 8:
+            raise AudiovisError(f"window must be >= 8 frames, got {window}")
+        if video2roll_checkpoint is not None:
+            self.video2roll = load_video2roll(video2roll_checkpoint)
+            self.checkpoint_digest = _file_digest(Path(video2roll_checkpoint))
+        elif video2roll_config is not None:
+            # rebuilt from a Roll2Midi checkpoint: its state dict brings the weights
+            self.video2roll = Video2Roll(**video2roll_config)
+            self.checkpoint_digest = ""
+        else:
+            raise AudiovisError(
+                "Roll2Midi learns from a trained Video2Roll's predictions: set "
+                "model.init_args.video2roll_checkpoint to a Video2Roll checkpoint"
+            )
+        self.video2roll.requires_grad_(False)
+        self.hparams["video2roll_config"] = dict(self.video2roll.config)
+        self.program, self.soundfont, self.min_note_frames = program, soundfont, min_note_frames
+        self.window, self.threshold = window, threshold
+        self.w_adv, self.w_mse = w_adv, w_mse
+        self.generator = Roll2MidiGenerator(base=base, dropout=dropout)
+        self.discriminator = PatchDiscriminator(base=base)
+        self.val_refined = FrameMetrics(threshold)
+        self.val_input = FrameMetrics(self.video2roll.threshold)
+        self._probs: dict[str, list[Tensor]] = {}
+
+    @property
+    def key_offset(self) -> int:
+        return self.video2roll.key_offset
+
+    @property
+    def num_keys(self) -> int:
+        return self.video2roll.num_keys
+
+    def forward(self, probs: Tensor) -> Tensor:
+        """Refined roll (B, 1, K, T) of Video2Roll probabilities (B, 1, K, T)."""
+        return self.generator(probs)
+
+    # -------------------------------------------------------------- Video2Roll's outputs
+
+    def setup(self, stage: str) -> None:
+        if stage == "predict":  # predictions run Video2Roll on the given videos themselves
+            return
+        datamodule = getattr(self.trainer, "datamodule", None) if self._trainer else None
+        datasets = getattr(datamodule, "datasets", {})
+        if not datasets or datamodule is None:
+            return
+        if not self.checkpoint_digest:
+            raise AudiovisError("Roll2Midi trains on a Video2Roll's predictions: set "
+                                "model.init_args.video2roll_checkpoint")  # fmt: skip
+        root = datamodule.dataset_root()
+        folder = self.hparams["prediction_cache"]
+        cache = Path(folder) if folder else _default_cache(root)
+        cache = cache / "audeo_video2roll" / self.checkpoint_digest
+        for split, dataset in datasets.items():
+            if split == "predict" or not hasattr(dataset, "performances"):
+                continue
+            self._probs[split] = [
+                self._cached_probs(root, files.meta.name, cache) for files in dataset.performances
+            ]
+
+    def _cached_probs(self, root: Path, name: str, cache: Path) -> Tensor:
+        from audiovis.data.schema import array_path
+
+        target = cache / f"{name}.npy"
+        if not target.is_file():
+            source = array_path(root / name, "video")
+            if not source.is_file():
+                raise FileProblem(source, "Roll2Midi needs the performance's video to run "
+                                  "Video2Roll on it, and there is none")  # fmt: skip
+            frames = np.load(source, mmap_mode="r")
+            v2r = self.video2roll
+            crops = torch.cat([
+                keyboard_crops(torch.from_numpy(np.array(frames[i : i + 256])).permute(0, 3, 1, 2),
+                               v2r.keyboard_box, v2r.input_size, value_range="byte")
+                for i in range(0, len(frames), 256)
+            ])  # fmt: skip
+            probs = v2r.predict_probabilities(crops.to(self.device)).cpu().numpy()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.stem}.{os.getpid()}.tmp.npy")
+            np.save(tmp, probs.astype(np.float32))
+            os.replace(tmp, target)
+        return torch.from_numpy(np.load(target))
+
+    def _inputs(self, batch: dict[str, Tensor], split: str) -> tuple[Tensor, Tensor]:
+        """(B, 1, K, T) Video2Roll probabilities and the true roll of a batch's windows."""
+        if split not in self._probs:
+            raise AudiovisError("Roll2Midi: Video2Roll's predictions were not prepared (setup)")
+        roll = batch["roll"]  # (B, T, 88)
+        t = roll.shape[1]
+        probs = torch.stack([
+            self._probs[split][int(p)][int(s) : int(s) + t]
+            for p, s in zip(batch["performance"], batch["start"], strict=True)
+        ]).to(roll.device)  # fmt: skip
+        target = self.video2roll.keys(roll).float()
+        return probs.transpose(1, 2)[:, None], target.transpose(1, 2)[:, None]
+
+    def _split(self) -> str:
+        if self.trainer.training:
+            return "train"
+        if self.trainer.sanity_checking or self.trainer.validating:
+            return "val"
+        return "test" if self.trainer.testing else "val"
+
+    # ------------------------------------------------------------------------------ losses
+
+    def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        probs, real = self._inputs(batch, "train")
+        with torch.no_grad():
+            fake = self.generator(probs)
+        loss = lsgan_discriminator_loss(self.discriminator(real), self.discriminator(fake))
+        return loss, {}
+
+    def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+        probs, real = self._inputs(batch, "train")
+        fake = self.generator(probs)
+        adv = lsgan_generator_loss(self.discriminator(fake))
+        mse = F.mse_loss(fake, real)
+        logs = {"train/adv": adv.detach(), "train/mse": mse.detach()}
+        return self.w_adv * adv + self.w_mse * mse, logs
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        probs, real = self._inputs(batch, self._split())
+        fake = self.generator(probs)
+        self.val_refined.update(fake.float(), real)
+        self.val_input.update(probs.float(), real)
+        self.log("val/loss", F.mse_loss(fake.float(), real), prog_bar=True, sync_dist=True,
+                 batch_size=len(real))  # fmt: skip
+
+    def on_validation_epoch_end(self) -> None:
+        refined, raw = self.val_refined.compute(), self.val_input.compute()
+        logs = {f"val/{k}": v for k, v in refined.items()}
+        logs.update({f"val/video2roll_{k}": v for k, v in raw.items()})
+        self.log_dict(logs, prog_bar=False, sync_dist=True)
+        self.val_refined.reset()
+        self.val_input.reset()
+
+    # ---------------------------------------------------------------------------- predict
+
+    @torch.no_grad()
+    def refine(self, probs: Tensor) -> Tensor:
+        """Refined probabilities (T, K) of Video2Roll probabilities (T, K), window by window
+        (the last window zero-padded, as the original pads short segments)."""
+        was_training = self.generator.training
+        self.generator.eval()
+        t = probs.shape[0]
+        pad = (-t) % self.window
+        x = F.pad(probs.T, (0, pad))  # (K, T + pad)
+        windows = x.reshape(x.shape[0], -1, self.window).permute(1, 0, 2)[:, None]  # (N,1,K,W)
+        out = torch.cat([self.generator(w) for w in windows.split(16)])  # (N, 1, K, W)
+        self.generator.train(was_training)
+        return out[:, 0].permute(1, 0, 2).reshape(x.shape[0], -1)[:, :t].T.float()
+
+    def predict_step(self, batch: dict[str, Any], batch_idx: int) -> list[MediaSample]:
+        return _predict_samples(self.video2roll, self, batch, batch_idx)
+
+
+# ------------------------------------------------------------------------------ the pipeline
+
+
+def load_video2roll(path: str | os.PathLike[str]) -> Video2Roll:
+    """A trained Video2Roll from its checkpoint, or one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileProblem(path, "no such Video2Roll checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise FileProblem(path, f"not a readable checkpoint ({type(err).__name__})") from None
+    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
+    if not any(k.startswith("net.") for k in state) or "num_keys" not in hparams:
+        raise FileProblem(path, "is not a Video2Roll checkpoint")
+    names = set(inspect.signature(Video2Roll.__init__).parameters) - {"self", "optimizer"}
+    config = {k: v for k, v in hparams.items() if k in names}
+    try:
+        model = Video2Roll(**config)
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError) as err:
+        first = str(err).splitlines()[0]
+        raise FileProblem(path, f"does not fit Video2Roll ({first})") from None
+    return model.eval()
+
+
+def load_roll2midi(path: str | os.PathLike[str], video2roll: Video2Roll | None = None) -> Roll2Midi:
+    """A trained Roll2Midi (with the Video2Roll inside it), or one clear error; with
+    ``video2roll``, its key range must be the one the Roll2Midi was trained on."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileProblem(path, "no such Roll2Midi checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise FileProblem(path, f"not a readable checkpoint ({type(err).__name__})") from None
+    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
+    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
+    config = hparams.get("video2roll_config")
+    if not any(k.startswith("generator.") for k in state) or not isinstance(config, dict):
+        raise FileProblem(path, "is not a Roll2Midi checkpoint")
+    if video2roll is not None:
+        theirs = (int(config["key_offset"]), int(config["num_keys"]))
+        ours = (video2roll.key_offset, video2roll.num_keys)
+        if theirs != ours:
+            raise FileProblem(path, f"refines keys {theirs[0]}..{sum(theirs) - 1} but the "
+                              f"Video2Roll predicts keys {ours[0]}..{sum(ours) - 1}")  # fmt: skip
+    names = set(inspect.signature(Roll2Midi.__init__).parameters) - {"self"}
+    config = {k: v for k, v in hparams.items() if k in names and not k.endswith(_FACTORIES)}
+    config["video2roll_checkpoint"] = None  # rebuilt from video2roll_config, weights below
+    try:
+        model = Roll2Midi(**config)
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, KeyError, AudiovisError) as err:
+        first = str(err).splitlines()[0]
+        raise FileProblem(path, f"does not fit Roll2Midi ({first})") from None
+    if video2roll is not None:
+        model.video2roll = video2roll
+    return model.eval()
+
+
+def transcribe(
+    crops: Tensor,
+    video2roll: Video2Roll,
+    roll2midi: Roll2Midi | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Rolls of a whole video from its keyboard crops (T, h, w).
+
+    Returns:
+        ``probabilities`` (T, 88) of Video2Roll, ``refined`` (T, 88) of Roll2Midi (when
+        given), and ``roll`` (T, 88) {0, 1}: the last stage thresholded.
+    """
+    probs = video2roll.predict_probabilities(crops, progress=progress)  # (T, K)
+    out = {"probabilities": video2roll.full_roll(probs).cpu().numpy()}
+    if roll2midi is not None:
+        refined = roll2midi.refine(probs)
+        out["refined"] = video2roll.full_roll(refined).cpu().numpy()
+        out["roll"] = (out["refined"] >= roll2midi.threshold).astype(np.uint8)
+    else:
+        out["roll"] = (out["probabilities"] >= video2roll.threshold).astype(np.uint8)
+    return out
+
+
+def render(
+    roll: np.ndarray,
+    fps: float,
+    sample_rate: int,
+    program: int = 0,
+    soundfont: str | None = None,
+    min_note_frames: int = 1,
+) -> tuple[Any, np.ndarray]:
+    """MIDI and audio (as long as the roll) of a binary roll (T, 88)."""
+    midi = roll_to_midi(roll, fps, program=program, min_frames=min_note_frames)
+    audio = synthesize(midi, sample_rate, soundfont)
+    return midi, fit_length(audio, int(round(len(roll) / fps * sample_rate)))
+
+
+def roll_image(*rolls: np.ndarray) -> np.ndarray:
+    """Rolls (T, 88) drawn one above the other (e.g. probabilities over the binary roll)."""
+    return np.concatenate([draw_roll(r) for r in rolls], axis=0)
+
+
+def _predict_samples(
+    video2roll: Video2Roll, roll2midi: Roll2Midi | None, batch: dict[str, Any], batch_idx: int
+) -> list[MediaSample]:
+    if "video" not in batch:
+        raise AudiovisError("Audeo predicts from video files: pass --data.predict_video FILE")
+    videos = batch["video"]  # (B, T, 3, H, W) in [-1, 1]
+    names = batch.get("name") or [f"clip{batch_idx:04d}_{i}" for i in range(len(videos))]
+    synth = roll2midi if roll2midi is not None else video2roll
+    samples = []
+    for name, video in zip(names, videos, strict=True):
+        crops = keyboard_crops(video, video2roll.keyboard_box, video2roll.input_size)
+        rolls = transcribe(crops, video2roll, roll2midi)
+        midi, audio = render(rolls["roll"], video2roll.fps, video2roll.sample_rate,
+                             synth.program, synth.soundfont, synth.min_note_frames)  # fmt: skip
+        stages = [rolls["probabilities"], *([rolls["refined"]] if "refined" in rolls else []),
+                  rolls["roll"]]  # fmt: skip
+        samples.append(MediaSample(
+            name=str(name), fps=video2roll.fps, video=to_uint8(video), audio=audio,
+            sample_rate=video2roll.sample_rate, midi=midi,
+            arrays={k: v.astype(np.float32) for k, v in rolls.items()},
+            images={"roll": roll_image(*stages)},
+        ))  # fmt: skip
+    return samples
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def _default_cache(root: Path) -> Path:
+    if os.access(root, os.W_OK):
+        return root / ".cache"
+    from audiovis.data.cache import user_cache_dir
+
+    return user_cache_dir() / "audeo"

@@ -1,0 +1,203 @@
+"""Audeo: network shapes, crops and sampler, roll → notes → MIDI round trip, checkpoints, and
+both models through the real CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from audiovis.errors import AudiovisError, FileProblem
+from audiovis.models.audeo import (
+    BalancedMultilabelSampler,
+    Roll2Midi,
+    Video2Roll,
+    keyboard_crops,
+    load_roll2midi,
+    load_video2roll,
+    stack_context,
+    transcribe,
+)
+from audiovis.music import midi_to_roll, roll_to_midi, roll_to_notes
+from audiovis.networks.audeo import PatchDiscriminator, Roll2MidiGenerator, Video2RollNet
+from tests.conftest import CONF, assert_ok, run_cli
+
+TINY_V2R = dict(key_offset=0, num_keys=88, input_size=(16, 64), keyboard_box=(0.0, 0.0, 1.0, 1.0),
+                width=8, sample_rate=8000)  # fmt: skip
+
+
+def save_video2roll(path: Path, **overrides: Any) -> Path:
+    """A tiny untrained Video2Roll checkpoint, as Lightning writes its two keys we read."""
+    torch.manual_seed(0)
+    model = Video2Roll(**{**TINY_V2R, **overrides})
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.config)}, path)
+    return path
+
+
+def save_roll2midi(path: Path, video2roll: Path) -> Path:
+    model = Roll2Midi(video2roll_checkpoint=str(video2roll), window=20, base=4)
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}, path)
+    return path
+
+
+# ------------------------------------------------------------------------------- networks
+
+
+@pytest.mark.parametrize(("size", "keys"), [((100, 900), 51), ((32, 128), 88), ((17, 75), 51)])
+def test_video2roll_net_shapes(size: tuple[int, int], keys: int) -> None:
+    net = Video2RollNet(num_keys=keys, width=8)
+    assert net(torch.rand(2, 5, *size)).shape == (2, keys)
+
+
+def test_video2roll_net_is_resnet18_sized() -> None:
+    net = Video2RollNet(num_keys=51)
+    assert net.stem[0].weight.shape == (64, 5, 11, 11)  # 5 stacked frames, 11x11 stride-2 stem
+    assert net.layer4[-1].conv2.weight.shape == (512, 512, 3, 3)
+    assert len(net.layer1) == len(net.layer4) == 2
+
+
+def test_roll2midi_networks_keep_the_grid() -> None:
+    gen, disc = Roll2MidiGenerator(base=4), PatchDiscriminator(base=4)
+    x = torch.rand(2, 1, 51, 100)
+    out = gen(x)
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert disc(out).shape == (2, 1, 7, 13)  # the original's PatchGAN grid for 51 x 100
+    assert Roll2MidiGenerator(base=64).down6.block[0].weight.shape[0] == 1024
+
+
+# ---------------------------------------------------------------------- crops and sampler
+
+
+def test_keyboard_crops_cut_the_box_and_turn_grey() -> None:
+    video = -torch.ones(3, 3, 40, 80)  # black frames in [-1, 1]
+    video[:, :, 10:20, 40:80] = 1.0  # white right half of the box rows
+    crops = keyboard_crops(video, (0.0, 0.25, 1.0, 0.25), (10, 80))
+    assert crops.shape == (3, 10, 80)
+    assert crops[:, :, :38].max() < 0.05 and crops[:, :, 42:].min() > 0.95
+    byte = keyboard_crops(((video + 1) * 127.5).to(torch.uint8), (0.0, 0.25, 1.0, 0.25),
+                          (10, 80), value_range="byte")  # fmt: skip
+    assert torch.allclose(byte, crops, atol=1e-2)
+
+
+def test_stack_context_repeats_the_edges() -> None:
+    crops = torch.arange(6.0)[:, None, None].expand(6, 2, 2)
+    stacks = stack_context(crops, torch.tensor([0, 3, 5]))
+    assert stacks[:, :, 0, 0].tolist() == [[0, 0, 0, 1, 2], [1, 2, 3, 4, 5], [3, 4, 5, 5, 5]]
+
+
+def test_balanced_sampler_evens_out_rare_keys() -> None:
+    labels = np.zeros((1000, 3), np.uint8)
+    labels[:900, 0] = 1  # common key
+    labels[900:990, 1] = 1  # rare key; 10 silent frames
+    drawn = np.array(list(BalancedMultilabelSampler(labels, 3000, seed=0)))
+    rare, silent = (drawn >= 900) & (drawn < 990), drawn >= 990
+    assert abs(rare.mean() - 1 / 3) < 0.05 and abs(silent.mean() - 1 / 3) < 0.05
+
+
+# ------------------------------------------------------------------------------ roll → MIDI
+
+
+def test_roll_notes_midi_round_trip() -> None:
+    roll = np.zeros((50, 88), np.uint8)
+    roll[0:10, 39] = 1  # middle C, 0.0-0.4 s
+    roll[12:13, 39] = 1  # a one-frame repeat
+    roll[5:30, 43] = 1
+    roll[40:50, 87] = 1  # the top key, held to the end
+    notes = roll_to_notes(roll, fps=25)
+    assert [(n.pitch, n.start, n.end) for n in notes] == [
+        (60, 0.0, 0.4), (64, 0.2, 1.2), (60, 0.48, 0.52), (108, 1.6, 2.0)]  # fmt: skip
+    assert all(n.velocity == 100 for n in notes)
+    midi = roll_to_midi(roll, fps=25, program=40)
+    assert midi.instruments[0].program == 40
+    np.testing.assert_array_equal(midi_to_roll(midi, 25, 50), roll)
+    assert len(roll_to_notes(roll, 25, min_frames=2)) == 3  # the blip is dropped
+
+
+def test_velocity_from_confidence() -> None:
+    probs = np.zeros((10, 88), np.float32)
+    probs[0:4, 10], probs[5:9, 20] = 0.5, 1.0
+    loud = {n.pitch: n.velocity for n in roll_to_notes(probs, 25, threshold=0.5, velocity=None)}
+    assert loud == {31: 40, 41: 120}
+
+
+# ------------------------------------------------------------------------------ checkpoints
+
+
+def test_checkpoints_load_and_refuse_others(tmp_path: Path) -> None:
+    v2r_path = save_video2roll(tmp_path / "v2r.ckpt")
+    r2m_path = save_roll2midi(tmp_path / "r2m.ckpt", v2r_path)
+    v2r = load_video2roll(v2r_path)
+    r2m = load_roll2midi(r2m_path, v2r)
+    assert r2m.num_keys == 88 and r2m.window == 20
+    crops = torch.rand(33, 16, 64)
+    out = transcribe(crops, v2r, r2m)
+    assert out["probabilities"].shape == out["refined"].shape == out["roll"].shape == (33, 88)
+    with pytest.raises(FileProblem, match="not a Video2Roll checkpoint"):
+        load_video2roll(r2m_path)
+    with pytest.raises(FileProblem, match="not a Roll2Midi checkpoint"):
+        load_roll2midi(v2r_path)
+    other = load_video2roll(save_video2roll(tmp_path / "v51.ckpt", key_offset=15, num_keys=51))
+    with pytest.raises(FileProblem, match="refines keys 0..87 but the Video2Roll predicts"):
+        load_roll2midi(r2m_path, other)
+    (tmp_path / "junk.ckpt").write_bytes(b"not a checkpoint")
+    with pytest.raises(FileProblem, match="not a readable checkpoint"):
+        load_video2roll(tmp_path / "junk.ckpt")
+    with pytest.raises(AudiovisError, match="video2roll_checkpoint"):
+        Roll2Midi()
+    with pytest.raises(AudiovisError, match="not inside the frame"):
+        Video2Roll(keyboard_box=(0.5, 0.0, 0.6, 1.0))
+
+
+# ------------------------------------------------------------------------------------- CLI
+
+
+def test_video2roll_fast_dev_run(fixture_root: Path, tmp_path: Path) -> None:
+    result = run_cli("fit", "--config", str(CONF / "audeo_video2roll.yaml"), "--data.root",
+                     str(fixture_root), "--trainer.fast_dev_run", "1",
+                     "--trainer.default_root_dir", str(tmp_path))  # fmt: skip
+    assert_ok(result)
+
+
+def test_roll2midi_fast_dev_run(fixture_root: Path, tmp_path: Path) -> None:
+    v2r = save_video2roll(tmp_path / "v2r.ckpt")
+    cache = tmp_path / "cache"
+    result = run_cli("fit", "--config", str(CONF / "audeo_roll2midi.yaml"), "--data.root",
+                     str(fixture_root), "--trainer.fast_dev_run", "1",
+                     "--model.init_args.video2roll_checkpoint", str(v2r),
+                     "--model.init_args.prediction_cache", str(cache),
+                     "--trainer.default_root_dir", str(tmp_path))  # fmt: skip
+    assert_ok(result)
+    cached = sorted(cache.rglob("*.npy"))  # Video2Roll's predictions, one per performance
+    assert len(cached) == 6 and np.load(cached[0]).shape == (50, 88)
+
+
+def test_roll2midi_without_video2roll_is_one_error(
+    fixture_root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from audiovis.cli import main
+
+    status = main(["fit", "--config", str(CONF / "audeo_roll2midi.yaml"), "--data.root",
+                   str(fixture_root), "--trainer.fast_dev_run", "1"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert status == 2 and "video2roll_checkpoint" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_video2roll_fit_then_predict_writes_media(fixture_root: Path, tmp_path: Path) -> None:
+    from audiovis.media import probe, write_video
+
+    conf = str(CONF / "audeo_video2roll.yaml")
+    common = ("--data.root", str(fixture_root), "--trainer.default_root_dir", str(tmp_path))
+    assert_ok(run_cli("fit", "--config", conf, *common))
+    frames = np.load(fixture_root / "perf01" / "frames.npy")
+    video = write_video(tmp_path / "keys.mp4", frames, 25)
+    assert_ok(run_cli("predict", "--config", conf, *common, "--ckpt_path", "last",
+                      "--data.predict_video", str(video)))  # fmt: skip
+    out = tmp_path / "predictions"
+    info = probe(out / "keys.mp4")
+    assert info["video"]["frames"] == 50 and info["audio"]["sample_rate"] == 8000
+    assert (out / "keys.mid").is_file() and (out / "keys.roll.png").is_file()
+    assert np.load(out / "keys.roll.npy").shape == (50, 88)
