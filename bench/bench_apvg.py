@@ -138,7 +138,8 @@ def learning(size: int, budget: float, variants: list[str]) -> None:
             full["keypoint_distance"] / full["average_pose_distance"], 3)  # fmt: skip
     write_result("apvg", "learning", {"size": size, "cpu_budget_s": budget, "data":
                  "studio default, cello: 2 train / 1 test performances", "batch": 8,
-                 "clip_frames": 16, "precision": "bf16-mixed"}, results)  # fmt: skip
+                 "clip_frames": 16, "precision": "bf16-mixed",
+                 "threads": torch.get_num_threads()}, results)  # fmt: skip
 
 
 def main() -> None:

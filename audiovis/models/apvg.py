@@ -133,6 +133,7 @@ class APVG(GANModule):
             raise AudiovisError(f"APVG.init_from: unknown components {unknown}; "
                                 f"known: {list(COMPONENTS)}")  # fmt: skip
         self.stage, self.d_frames = stage, d_frames
+        self.init_from = dict(init_from or {})
         self._fakes: dict[str, Any] | None = None
         self.frontend = frontend or CQT(sample_rate, hop_length=256, n_bins=84)
         feats = self.frontend.num_features
@@ -222,6 +223,8 @@ class APVG(GANModule):
         self.average_keypoints.copy_(torch.cat([mean_xy, conf.mean(0)], -1))
         first = torch.from_numpy(frames[0]).permute(2, 0, 1).float() / 127.5 - 1
         self.reference_frame.copy_(first)
+        if self.generator.khp is not None and "khp" not in self.init_from:
+            self.generator.khp.start_at(self.average_keypoints)
         self.initialised.fill_(True)
 
     # ----------------------------------------------------------------------------- forward

@@ -226,3 +226,14 @@ def test_predict_handles_odd_audio_and_refuses_unusable_audio(
         err = capsys.readouterr().err
         assert f"error: {song}" in err and problem in err and "Traceback" not in err
         assert not (tmp_path / "run" / "predictions" / f"{song.stem}.mp4").exists()
+
+
+def test_keypoint_predictor_starts_at_the_average_pose() -> None:
+    model = tiny()
+    average = torch.rand(67, 3) * 0.8 + 0.1
+    model.generator.khp.start_at(average)  # type: ignore[union-attr]
+    audio = batch()["audio"]
+    feats = model.frontend(audio)
+    predicted = model.generator.khp(feats, 4, average[:, :2])  # type: ignore[union-attr]
+    # within a few hundredths of the frame side everywhere, before any training
+    assert (predicted - average[:, :2]).abs().max() < 0.05
