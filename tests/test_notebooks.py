@@ -9,9 +9,15 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+# these train a model for a minute or more on 2 cores: `make test-all` runs them
+SLOW = {"02_apvg", "03_audeo", "05_guitarist"}
+PARAMS = [
+    pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else [])
+    for p in NOTEBOOKS
+]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", PARAMS)
 def test_notebook_runs(path: Path, tmp_path: Path) -> None:
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(

@@ -105,7 +105,11 @@ def test_ddp_on_two_cpu_processes(fixture_root: Path, tmp_path: Path) -> None:
     assert ckpt["global_step"] == 6
 
 
-@pytest.mark.parametrize("kill_at", [12, 23], ids=["mid-epoch", "after-epoch-boundary"])
+@pytest.mark.parametrize(
+    "kill_at",
+    [12, pytest.param(23, marks=pytest.mark.slow)],  # the boundary case runs in `make test-all`
+    ids=["mid-epoch", "after-epoch-boundary"],
+)
 def test_sigkill_resume_matches_uninterrupted_run(
     fixture_root: Path, tmp_path: Path, kill_at: int
 ) -> None:
