@@ -248,7 +248,8 @@ def test_gan_losses_and_label_choice() -> None:
         model.images({"video": batch["video"], "style": torch.tensor([0, 5])})
 
 
-def test_fit_fast_dev_run_through_the_cli(fixture_root: Path) -> None:
+def test_fit_fast_dev_run_through_the_cli(fixture_root: Path, tmp_path: Path) -> None:
     result = run_cli("fit", "--config", str(CONF / "ganterpretation.yaml"), "--data.root",
-                     str(fixture_root), "--trainer.fast_dev_run", "1")  # fmt: skip
+                     str(fixture_root), "--trainer.fast_dev_run", "1",
+                     "--trainer.default_root_dir", str(tmp_path))  # fmt: skip
     assert_ok(result)
