@@ -145,6 +145,7 @@ def test_audiovis_script_is_the_same_cli(fixture_root: Path) -> None:
     assert yaml.safe_load(result.stdout)["data"]["init_args"]["clip_frames"] == 8
 
 
+@pytest.mark.slow
 def test_rerun_into_the_same_directory(fixture_root: Path, tmp_path: Path) -> None:
     args = (
         "fit",

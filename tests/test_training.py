@@ -81,6 +81,7 @@ def test_bf16_mixed_trains(fixture_root: Path, tmp_path: Path) -> None:
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
 
 
+@pytest.mark.slow
 def test_ddp_on_two_cpu_processes(fixture_root: Path, tmp_path: Path) -> None:
     result = run_cli(
         "fit",

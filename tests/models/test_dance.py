@@ -53,6 +53,7 @@ def test_fast_dev_run_through_the_cli(name: str, dance_root: Path, tmp_path: Pat
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_audio_model_fits_then_predicts_a_video_with_the_music(
     dance_root: Path, tmp_path: Path
 ) -> None:
