@@ -71,6 +71,9 @@ class APVG(GANModule):
         sample_rate: audio rate.
         heatmap_radius: DLT tent radius in pixels (1 = the paper's formula at 256 px).
         cvg_channels: width of the CVG decoder.
+        cvg_residual: the CVG decodes a change to the previous frame and starts by repeating
+            it (our choice, see :class:`~audiovis.networks.coarse.CoarseVideoGeneratorNet`);
+            ``False`` decodes whole frames as the paper.
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
         vgg_weights: a local VGG-19 state dict for the perceptual loss (random VGG otherwise).
@@ -100,6 +103,7 @@ class APVG(GANModule):
         use_dlt: bool = True,
         heatmap_radius: float = 2.0,
         cvg_channels: int = 32,
+        cvg_residual: bool = True,
         stu_base: int = 16,
         stu_depth: int = 4,
         w_coord: float = 10.0,
@@ -140,7 +144,8 @@ class APVG(GANModule):
         self.image_size, self.fps, self.sample_rate = image_size, fps, sample_rate
         khp = KeypointPredictorNet(feats, NUM_KEYPOINTS, use_average=use_average) \
             if use_khp else None  # fmt: skip
-        cvg = CoarseVideoGeneratorNet(feats, image_size, channels=cvg_channels) if use_cvg else None
+        cvg = CoarseVideoGeneratorNet(feats, image_size, channels=cvg_channels,
+                                      residual=cvg_residual) if use_cvg else None  # fmt: skip
         stu = StructuredTemporalUNet(feats, base=stu_base, depth=stu_depth, use_gru=use_gru,
                                      use_gcn=use_gcn) if use_stu else None  # fmt: skip
         self.generator = _Generator(khp, cvg, stu)

@@ -17,6 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# atanh(±1) is infinite: keep base pixels this far inside [-1, 1] (atanh(1 − 1e-3) ≈ 3.8)
+_EDGE = 1e-3
+
+
+def tanh_residual(base: Tensor, delta: Tensor) -> Tensor:
+    """``tanh(atanh(base) + delta)``: a correction added in tanh's pre-activation space, so a
+    zero ``delta`` returns ``base`` exactly and any ``delta`` stays in [-1, 1]."""
+    return torch.tanh(torch.atanh(base.clamp(-1 + _EDGE, 1 - _EDGE)) + delta)
+
 
 def _norm(channels: int) -> nn.GroupNorm:
     # GroupNorm, not BatchNorm: frames are decoded one time step at a time in small batches,
@@ -141,9 +150,13 @@ class ImageDecoder(nn.Module):
         ])  # fmt: skip
         self.to_rgb = nn.Conv2d(widths[-1], 3, 3, padding=1)
 
-    def forward(self, z: Tensor) -> Tensor:
+    def logits(self, z: Tensor) -> Tensor:
+        """The image before the tanh."""
         x = self.seed_act(self.seed(z).view(z.shape[0], -1, 4, 4))  # (B, C0, 4, 4)
-        return torch.tanh(self.to_rgb(self.blocks(x)))  # (B, 3, S, S)
+        return self.to_rgb(self.blocks(x))  # (B, 3, S, S)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return torch.tanh(self.logits(z))
 
 
 class CoarseVideoGeneratorNet(nn.Module):
@@ -157,6 +170,11 @@ class CoarseVideoGeneratorNet(nn.Module):
         noise_dim: width of z_t (0: deterministic).
         channels: image encoder's first width and decoder's full-resolution width.
         sub_frames: audio feature steps per video frame seen by the audio encoder.
+        residual: decode a change to the previous frame (``tanh(atanh(previous) + Δ)``, Δ's
+            layer zero-initialised, so the untrained CVG repeats the previous frame) instead of
+            the paper's whole frame from the code. The code is a global vector, so decoding
+            every frame from it alone is blurry for many steps; the residual keeps the
+            previous frame's detail and learns the motion.
     """
 
     def __init__(
@@ -168,12 +186,22 @@ class CoarseVideoGeneratorNet(nn.Module):
         noise_dim: int = 32,
         channels: int = 64,
         sub_frames: int = 4,
+        residual: bool = False,
     ) -> None:
         super().__init__()
-        self.image_size, self.noise_dim = image_size, noise_dim
+        self.image_size, self.noise_dim, self.residual = image_size, noise_dim, residual
         self.audio = AudioEncoder(num_features, audio_dim, sub_frames)
         self.image = VGGStem(image_dim, channels)
         self.decoder = ImageDecoder(audio_dim + image_dim + noise_dim, image_size, channels)
+        if residual:
+            nn.init.zeros_(self.decoder.to_rgb.weight)
+            nn.init.zeros_(self.decoder.to_rgb.bias)  # type: ignore[arg-type]
+
+    def _decode(self, code: Tensor, previous: Tensor) -> Tensor:
+        """One batch of frames from their codes, (N, A+I+Z) and (N, 3, H, W) → (N, 3, H, W)."""
+        if self.residual:
+            return tanh_residual(previous, self.decoder.logits(code))
+        return self.decoder(code)
 
     def forward(
         self,
@@ -221,11 +249,12 @@ class CoarseVideoGeneratorNet(nn.Module):
             # every previous frame is known: encode and decode the whole window at once
             prev = torch.cat([previous[:, None], teacher_frames[:, :-1]], dim=1)  # (B, T, 3, H, W)
             image = self.image(prev.flatten(0, 1)).view(b, num_frames, -1)  # (B, T, I)
-            frames = self.decoder(torch.cat([audio, image, z], dim=-1).flatten(0, 1))
+            code = torch.cat([audio, image, z], dim=-1).flatten(0, 1)
+            frames = self._decode(code, prev.flatten(0, 1))
             return frames.view(b, num_frames, 3, s, s), CoarseState(h, c, teacher_frames[:, -1])
         out = []
         for t in range(num_frames):
             code = torch.cat([audio[:, t], self.image(previous), z[:, t]], dim=-1)  # (B, A+I+Z)
-            previous = self.decoder(code)  # (B, 3, H, W), fed back with its gradient
+            previous = self._decode(code, previous)  # (B, 3, H, W), fed back with its gradient
             out.append(previous)
         return torch.stack(out, dim=1), CoarseState(h, c, previous)

@@ -11,13 +11,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from audiovis.networks.coarse import tanh_residual
 from audiovis.networks.convgru import ConvGRUCell
 from audiovis.networks.graph import KeypointGCN
 from audiovis.networks.unet import UNet
 from audiovis.skeleton import NUM_KEYPOINTS
-
-# atanh(±1) is infinite: keep coarse pixels this far inside [-1, 1] (atanh(1 − 1e-3) ≈ 3.8)
-_EDGE = 1e-3
 
 
 class StructuredTemporalUNet(nn.Module):
@@ -95,6 +93,5 @@ class StructuredTemporalUNet(nn.Module):
             bottleneck = self.gcn(bottleneck, keypoints.flatten(0, 1))
         bottleneck, state = self._recur(bottleneck.unflatten(0, (b, t)), state)
         delta = self.unet.decode(bottleneck, skips, audio_feat.flatten(0, 1))  # (B·T, 3, H, W)
-        logit = torch.atanh(coarse.flatten(0, 1).clamp(-1 + _EDGE, 1 - _EDGE))
-        frames = torch.tanh(logit + delta)  # (B·T, 3, H, W)
+        frames = tanh_residual(coarse.flatten(0, 1), delta)  # (B·T, 3, H, W)
         return frames.unflatten(0, (b, t)), state

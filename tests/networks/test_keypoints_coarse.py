@@ -170,9 +170,17 @@ def test_khp_learns_a_fixed_batch(use_average: bool) -> None:
 # ---------------------------------------------------------------- CVG
 
 
-def small_cvg(size: int = 32, noise_dim: int = 4) -> CoarseVideoGeneratorNet:
+def small_cvg(
+    size: int = 32, noise_dim: int = 4, residual: bool = False
+) -> CoarseVideoGeneratorNet:
     return CoarseVideoGeneratorNet(
-        F_AUDIO, size, audio_dim=16, image_dim=16, noise_dim=noise_dim, channels=8
+        F_AUDIO,
+        size,
+        audio_dim=16,
+        image_dim=16,
+        noise_dim=noise_dim,
+        channels=8,
+        residual=residual,
     )
 
 
@@ -262,12 +270,33 @@ def test_cvg_teacher_forcing_matches_stepwise_generation() -> None:
     assert (net(feats, t, first, False, changed)[0][:, 1] - forced[:, 1]).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("teacher", [False, True])
-def test_cvg_l1_training_lowers_the_loss(teacher: bool) -> None:
+def test_residual_cvg_starts_by_repeating_the_previous_frame() -> None:
     torch.manual_seed(0)
-    net = small_cvg()
+    net = small_cvg(residual=True)
+    feats, first, teacher = torch.randn(2, F_AUDIO, 16), frames(2, 1, 32)[:, 0], frames(2, 4, 32)
+    free, _ = net(feats, 4, first)
+    for t in range(4):  # noise and audio change nothing yet: Δ's layer is zero
+        torch.testing.assert_close(free[:, t], first, atol=2e-3, rtol=0)
+    forced, _ = net(feats, 4, first, teacher_frames=teacher)
+    shifted = torch.cat([first[:, None], teacher[:, :-1]], 1)
+    torch.testing.assert_close(forced, shifted, atol=2e-3, rtol=0)
+    # one optimizer step later it draws changes that depend on the audio
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    F.l1_loss(net(feats, 4, first)[0], teacher).backward()
+    opt.step()
+    other, _ = net(torch.randn(2, F_AUDIO, 16), 4, first, noise=False)
+    assert (net(feats, 4, first, noise=False)[0] - other).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("teacher", [False, True])
+def test_cvg_l1_training_lowers_the_loss(teacher: bool, residual: bool) -> None:
+    torch.manual_seed(0)
+    net = small_cvg(residual=residual)
     t = 3
     feats, video = torch.randn(2, F_AUDIO, 12), frames(2, t + 1, 32) * 0.5
+    if residual:  # frames that change from one to the next: brighter by 0.15 a step
+        video = video[:, :1] + 0.15 * torch.arange(t + 1.0).view(1, -1, 1, 1, 1)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
 
     def loss() -> Tensor:
