@@ -61,6 +61,16 @@ def test_midi_round_trip_and_parts(tmp_path: Path) -> None:
     assert back.meter == 3 and back.tempo == pytest.approx(120.0)
 
 
+@pytest.mark.parametrize(("number", "name"), [(0, "C major"), (5, "F major"), (14, "D minor")])
+def test_key_signature_is_named(tmp_path: Path, number: int, name: str) -> None:
+    import pretty_midi
+
+    midi = _score([Note(62, 0.0, 0.5, 90)]).to_midi(0)  # type: ignore[attr-defined]
+    midi.key_signature_changes = [pretty_midi.KeySignature(number, 0.0)]
+    midi.write(str(tmp_path / "k.mid"))
+    assert score_from_midi(tmp_path / "k.mid").key == name
+
+
 def test_bad_midi_gives_one_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mid"
     bad.write_bytes(b"MThd not really")

@@ -191,7 +191,7 @@ def score_from_midi(
     key = "C major"
     if midi.key_signature_changes:
         key = pretty_midi.key_number_to_key_name(midi.key_signature_changes[0].key_number)
-        key = key.replace(" M", " major").replace(" m", " minor")
+        key = key.replace(" Major", " major")  # pretty_midi: "C Major", "c minor"
     return Score(
         name=name or _safe_name(path.stem),
         notes=notes_of(chosen),
