@@ -7,7 +7,11 @@ frames (centred windows), so it can be a model's first layer and is chosen in YA
 
 from __future__ import annotations
 
+import functools
+import importlib
+import inspect
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +30,39 @@ class AudioFrontEnd(nn.Module):
     sample_rate: int
     hop_length: int
     num_features: int
+    #: the arguments the front-end was built with, so a checkpoint can rebuild it
+    init_args: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__init__
+
+        @functools.wraps(init)  # keeps the signature that LightningCLI reads
+        def recording_init(self: AudioFrontEnd, *args: Any, **kw: Any) -> None:
+            init(self, *args, **kw)
+            if type(self) is cls:  # the most derived class's arguments
+                bound = inspect.signature(init).bind(self, *args, **kw)
+                bound.apply_defaults()
+                self.init_args = {k: v for k, v in list(bound.arguments.items())[1:]}
+
+        cls.__init__ = recording_init  # type: ignore[method-assign,assignment]
+
+    def spec(self) -> dict[str, Any]:
+        """``{"class_path": ..., "init_args": ...}``, as in a config file."""
+        kind = type(self)
+        return {"class_path": f"{kind.__module__}.{kind.__qualname__}",
+                "init_args": dict(self.init_args)}  # fmt: skip
+
+    @staticmethod
+    def from_spec(spec: dict[str, Any]) -> AudioFrontEnd:
+        """The front-end a :meth:`spec` describes (only audiovis front-ends are rebuilt)."""
+        module, _, name = str(spec["class_path"]).rpartition(".")
+        if not module.startswith("audiovis."):
+            raise ValueError(f"not an audiovis front-end: {spec['class_path']}")
+        kind = getattr(importlib.import_module(module), name)
+        if not (isinstance(kind, type) and issubclass(kind, AudioFrontEnd)):
+            raise ValueError(f"not an audio front-end: {spec['class_path']}")
+        return kind(**spec.get("init_args", {}))
 
     def num_frames(self, num_samples: int) -> int:
         """Feature frames produced for a waveform of ``num_samples`` samples."""

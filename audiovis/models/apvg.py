@@ -3,6 +3,7 @@ with an audio-video discriminator, trained end to end in one LightningModule."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -205,6 +206,10 @@ class APVG(GANModule):
                 if name in weights and weights[name].shape == getattr(self, name).shape:
                     getattr(self, name).copy_(weights[name])
         rank_zero_info(f"APVG: {component} loaded from {path}")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # the front-end is injected, so not among the hyperparameters: keep its spec apart
+        checkpoint["audiovis_frontend"] = self.frontend.spec()
 
     # ------------------------------------------------------------------------------ set-up
 
@@ -480,3 +485,31 @@ class APVG(GANModule):
                             audio=batch["audio"][i].float().cpu().numpy(),
                             sample_rate=self.sample_rate)
                 for i in range(len(out["frames"]))]  # fmt: skip
+
+
+def load_apvg(path: str | Path) -> APVG:
+    """A trained APVG from its checkpoint (front-end included), in eval mode, or one clear
+    error: a missing or unreadable file, or a checkpoint of another model."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileProblem(path, "no such APVG checkpoint")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise FileProblem(path, f"not a readable checkpoint ({type(err).__name__})") from None
+    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
+    hparams = dict(ckpt.get("hyper_parameters", {})) if isinstance(ckpt, dict) else {}
+    if not any(k.startswith("generator.") for k in state) or "average_keypoints" not in state:
+        raise FileProblem(path, "is not an APVG checkpoint")
+    # the weights come from this file: stage checkpoints and VGG files are not reloaded
+    hparams.pop("init_from", None)
+    hparams.pop("vgg_weights", None)
+    names = set(inspect.signature(APVG.__init__).parameters) - {"self"}
+    spec = ckpt.get("audiovis_frontend")
+    try:
+        frontend = AudioFrontEnd.from_spec(spec) if spec else None
+        model = APVG(frontend, **{k: v for k, v in hparams.items() if k in names})
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError) as err:
+        raise FileProblem(path, f"does not fit APVG ({str(err).splitlines()[0]})") from None
+    return model.eval()

@@ -24,7 +24,8 @@ class StructuredTemporalUNet(nn.Module):
     The network predicts a residual over the coarse frame, in tanh's pre-activation space:
     ``frame = tanh(atanh(coarse) + Δ)``. The coarse stage already has layout and colour right,
     so learning only the correction (structure, texture) converges faster than redrawing the
-    frame, and a zero correction returns the coarse frame exactly while staying in [-1, 1].
+    frame, and a zero correction returns the coarse frame exactly while staying in [-1, 1]. The
+    correction's last layer starts at zero, so training begins from the coarse frame.
 
     ``use_gru=False`` and ``use_gcn=False`` are the paper's ablations "w/o CNN-GRU" and
     "w/o GCN" (the module is left out, not bypassed, so the parameter count drops too).
@@ -59,6 +60,9 @@ class StructuredTemporalUNet(nn.Module):
     ) -> None:
         super().__init__()
         self.unet = UNet(3 + heatmap_channels, 3, base, depth, cond_channels=audio_dim)
+        # the correction starts at zero: the untrained STU returns the coarse frame exactly
+        nn.init.zeros_(self.unet.head.weight)
+        nn.init.zeros_(self.unet.head.bias)  # type: ignore[arg-type]
         width = self.unet.channels[-1]  # bottleneck channels
         self.gcn = KeypointGCN(width, width, gcn_layers, None, num_keypoints) if use_gcn else None
         self.gru = ConvGRUCell(width, width) if use_gru else None
