@@ -74,4 +74,7 @@ class FrameMetrics(MetricCollection):
         )
 
     def update(self, fake: Tensor, real: Tensor) -> None:  # type: ignore[override]
-        super().update(to_unit(fake), to_unit(real))
+        # in fp32 even inside a bf16-mixed step: SSIM's local variances (E[x²] − E[x]²)
+        # cancel catastrophically in bf16 (a frame against itself scored ~0.1, not 1)
+        with torch.autocast(fake.device.type, enabled=False):
+            super().update(to_unit(fake), to_unit(real))

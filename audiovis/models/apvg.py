@@ -418,7 +418,9 @@ class APVG(GANModule):
         """Log ``{split}/loss`` (the trained stage's L1 or keypoint distance), PSNR, SSIM and
         the mean keypoint distance (APVG's Tables I and II)."""
         out = self._generate(batch)
-        fake, real = out["frames"].float(), batch["video"]
+        # frame 0 is generated from itself (the clip's first frame is the condition): score
+        # the frames after it
+        fake, real = out["frames"][:, 1:].float(), batch["video"][:, 1:]
         frames = self.val_frames if split == "val" else self.test_frames
         keypoints = self.val_keypoints if split == "val" else self.test_keypoints
         frames.update(fake, real)
@@ -429,7 +431,7 @@ class APVG(GANModule):
             loss = ((out["keypoints"].float() - true[..., :2]).norm(dim=-1) * conf).sum() \
                 / conf.sum().clamp(min=1)  # fmt: skip
         elif self.stage == "cvg":
-            loss = F.l1_loss(out["coarse"].float(), real)
+            loss = F.l1_loss(out["coarse"][:, 1:].float(), real)
         else:
             loss = F.l1_loss(fake, real)
         n = len(real)

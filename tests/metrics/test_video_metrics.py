@@ -21,6 +21,25 @@ def test_psnr_of_a_constant_offset_and_ssim_of_identical_frames() -> None:
     assert metrics.compute()["ssim"].item() == pytest.approx(1.0, abs=1e-5)
 
 
+def test_scores_are_the_same_inside_a_bf16_mixed_step() -> None:
+    # a smooth frame with a little texture, as the studio's: bf16 once ruined SSIM here
+    ramp = torch.linspace(-0.8, 0.6, 64)
+    real = (ramp[None, :] * ramp[:, None]).expand(4, 3, 64, 64).clone()
+    real += 0.02 * torch.randn(real.shape, generator=torch.Generator().manual_seed(0))
+    fake = real + 0.01
+    plain = FrameMetrics()
+    plain.update(fake, real)
+    mixed = FrameMetrics()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed.update(fake, real)
+    for name, value in plain.compute().items():
+        assert mixed.compute()[name].item() == pytest.approx(value.item(), rel=1e-5)
+    mixed.reset()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed.update(real, real)
+    assert mixed.compute()["ssim"].item() == pytest.approx(1.0, abs=1e-5)
+
+
 def test_psnr_averages_per_frame_values() -> None:
     real = torch.zeros(2, 3, 8, 8)
     fake = real.clone()
