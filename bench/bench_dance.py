@@ -4,16 +4,24 @@ FID_k / FID_g / Div / jerk / PFC against the held-out real dances, the accuracy 
 classifier (trained here on the real training dances) on each model's dances, training clips/s
 and generation speed (seconds of dance per second of compute).
 
-    python -m bench.bench_dance [--budget 120] [--classifier-budget 40]
+    python -m bench.bench_dance [--budget 150] [--classifier-budget 40] [--audio-lr 1e-3]
+        [--audio-tv 2] [--audio-n-critic 2] [--models audio,sequence,l1] [--what learning]
 
 The budget is process CPU seconds (time.process_time) per model, one torch thread, so a busy
 shared machine slows the wall clock but not the amount of training. Writes
-bench/results/dance_learning.json.
+bench/results/dance_WHAT.json (``learning`` by default).
+
+Beat alignment is reported four ways (see ``BEAT_SCORES``): Bailando's BAS per music beat,
+AIST++'s per kinematic beat, with AIST++'s ±4-frame kinematic beats, and the target's score,
+``bas_gain``: BAS above its chance level at the music's tempo. Jittery motion has a speed
+minimum near every music beat and so a high plain BAS whatever the music; it does not raise
+``bas_gain``, which an unconditioned generator can only reach by luck (about 0).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from typing import Any
 
@@ -39,14 +47,27 @@ from bench.common import write_result
 FPS, RATE, CLIP, SEGMENT = 25.0, 16000, 50, 120
 
 AUDIO_ARGS: dict[str, Any] = dict(
-    encoder_channels=16, encoder_out=64, latent=74, audio_layers=2, noise=10, noise_hidden=10,
+    encoder_channels=8, encoder_out=64, latent=74, audio_layers=2, noise=10, noise_hidden=10,
     width=128, blocks=2, critic_channels=64, critic_blocks=2, code=64, critic_hidden=64,
-    critic_audio_channels=16, clip_frames=CLIP, n_critic=5, num_styles=0,
+    critic_audio_channels=8, clip_frames=CLIP, n_critic=5, num_styles=0,
 )  # fmt: skip
 SEQUENCE_ARGS: dict[str, Any] = dict(
     noise=32, hidden=64, layers=2, width=128, blocks=2, critic_channels=64, critic_blocks=2,
     clip_frames=CLIP, n_critic=5, tv_weight=50.0,
 )  # fmt: skip
+
+
+BEAT_SCORES: dict[str, dict[str, Any]] = {
+    # Bailando's BAS: per music beat, kinematic beats = minima of the smoothed joint speed
+    "bas": {},
+    # AIST++/FACT's direction: per kinematic beat
+    "bas_per_motion_beat": {"per": "motion"},
+    # kinematic beats that are the least speed within ±4 frames (AIST++'s order 10 at 60 fps)
+    "bas_order4": {"order": 4},
+    # the target's score: BAS above its chance level at the music's tempo (the mean over the
+    # music's beats shifted by eighths of a beat period); jitter raises both terms alike
+    "bas_gain": {"above_chance": True},
+}
 
 
 def data(clip: int, context: tuple[int, int]) -> AudioVisualDataModule:
@@ -73,13 +94,13 @@ def set_stats(module: Any, dm: AudioVisualDataModule) -> None:
 
 
 def train_gan(model: _DanceGAN, dm: AudioVisualDataModule, budget: float,
-              adversarial: bool = True) -> dict[str, float]:  # fmt: skip
+              adversarial: bool = True, lr_g: float = 2e-4) -> dict[str, Any]:  # fmt: skip
     """Critic steps each batch, a generator step every n_critic (only generator steps without
     the adversary), until ``budget`` process CPU seconds are spent."""
     set_stats(model, dm)
     model.train()
-    opt_g = torch.optim.Adam(model.generator.parameters(), 2e-4 if adversarial else 1e-3,
-                             betas=(0.5, 0.9))  # fmt: skip
+    load0 = os.getloadavg()[0]
+    opt_g = torch.optim.Adam(model.generator.parameters(), lr_g, betas=(0.5, 0.9))
     opt_d = torch.optim.Adam(model.discriminator.parameters(), 2e-4, betas=(0.5, 0.9))
     start_cpu, start_wall = time.process_time(), time.perf_counter()
     clips = steps = 0
@@ -91,18 +112,24 @@ def train_gan(model: _DanceGAN, dm: AudioVisualDataModule, budget: float,
                 d_loss.backward()
                 opt_d.step()
             if not adversarial or (steps + 1) % model.n_critic == 0:
+                # as Lightning's toggled optimizer: no gradients for the critic's weights
+                model.discriminator.requires_grad_(False)
                 opt_g.zero_grad(set_to_none=True)
                 g_loss, _ = model.generator_loss(batch)
                 g_loss.backward()
                 opt_g.step()
+                model.discriminator.requires_grad_(True)
             steps += 1
             clips += len(batch["pose3d"])
             if time.process_time() - start_cpu >= budget:
                 break
     wall = time.perf_counter() - start_wall
-    return {"steps": steps, "clips": clips, "wall_s": round(wall, 1),
-            "clips_per_s": round(clips / wall, 2),
-            "cpu_s": round(time.process_time() - start_cpu, 1)}  # fmt: skip
+    cpu = time.process_time() - start_cpu
+    g_steps = steps if not adversarial else steps // model.n_critic
+    return {"steps": steps, "generator_steps": g_steps, "clips": clips,
+            "wall_s": round(wall, 1), "clips_per_s": round(clips / wall, 2),
+            "clips_per_cpu_s": round(clips / cpu, 2), "cpu_s": round(cpu, 1),
+            "loadavg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}  # fmt: skip
 
 
 def train_classifier(
@@ -132,7 +159,8 @@ def evaluate(name: str, model: _DanceGAN | None, dm: AudioVisualDataModule,
              clf: DanceStyleClassifier) -> dict[str, Any]:  # fmt: skip
     """Whole held-out (test) dances from their music; metrics against the real ones."""
     test = performances(dm, "test")
-    real_all, fake_all, bas, bas_motion, labels, generated = [], [], [], [], [], []
+    real_all, fake_all, labels, generated = [], [], [], []
+    beats: dict[str, list[float]] = {key: [] for key in BEAT_SCORES}
     gen_wall = gen_seconds = 0.0
     torch.manual_seed(0)
     for files in test:
@@ -148,19 +176,18 @@ def evaluate(name: str, model: _DanceGAN | None, dm: AudioVisualDataModule,
                 fake = model.generate_dance(torch.from_numpy(audio)).numpy().astype(np.float64)
             gen_wall += time.perf_counter() - start
             gen_seconds += len(fake) / FPS
-        bas.append(dance_beat_alignment(fake, audio, RATE, FPS))
-        bas_motion.append(dance_beat_alignment(fake, audio, RATE, FPS, per="motion"))
+        for key, kwargs in BEAT_SCORES.items():
+            beats[key].append(dance_beat_alignment(fake, audio, RATE, FPS, **kwargs))
         real_all += segments(real)
         fake_all += segments(fake)
         labels += [files.labels["style"]] * len(segments(fake))
         generated.append(fake)
-    out: dict[str, Any] = {
-        "bas": round(float(np.nanmean(bas)), 4),
-        "bas_per_motion_beat": round(float(np.nanmean(bas_motion)), 4),
-    }
+    out: dict[str, Any] = {k: round(float(np.nanmean(v)), 4) for k, v in beats.items()}
+    out["bas_gain_per_dance"] = [round(float(v), 3) for v in beats["bas_gain"]]
     if model is not None:
         out.update({k: round(v, 4) for k, v in dance_fid_div(real_all, fake_all, FPS).items()})
         out["generation_s_per_s"] = round(gen_seconds / gen_wall, 1)
+        out["generation_loadavg_1min"] = round(os.getloadavg()[0], 2)
     else:
         feats = dance_fid_div(real_all, real_all, FPS)
         out.update({"div_k": round(feats["div_k"], 4), "div_g": round(feats["div_g"], 4)})
@@ -174,28 +201,47 @@ def evaluate(name: str, model: _DanceGAN | None, dm: AudioVisualDataModule,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--budget", type=float, default=120.0, help="CPU s per model")
+    parser.add_argument("--budget", type=float, default=150.0, help="CPU s per model")
     parser.add_argument("--classifier-budget", type=float, default=40.0)
+    parser.add_argument(
+        "--audio-lr",
+        type=float,
+        default=1e-3,
+        help="generator learning rate of the audio WGAN and the L1 baseline",
+    )
+    parser.add_argument(
+        "--audio-tv",
+        type=float,
+        default=2.0,
+        help="total-variation weight of the audio WGAN and the L1 baseline",
+    )
+    parser.add_argument("--audio-n-critic", type=int, default=2)
+    parser.add_argument("--models", default="audio,sequence,l1", help="of audio,sequence,l1")
+    parser.add_argument("--what", default="learning", help="bench/results/dance_WHAT.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    wall0 = time.perf_counter()
+    AUDIO_ARGS.update(tv_weight=args.audio_tv, n_critic=args.audio_n_critic)
+    wall0, load0 = time.perf_counter(), os.getloadavg()[0]
     dm = data(CLIP, (2, 2))
     classes = len(dm.manifest.classes["style"]) if dm.manifest else 5
     clf_dm = data(SEGMENT, (0, 0))
     clf = train_classifier(clf_dm, args.classifier_budget, classes)
     results: dict[str, Any] = {"real (held-out)": evaluate("real", None, dm, clf)}
     training: dict[str, Any] = {}
-    runs = [
-        ("audio WGAN-GP", AudioToDanceWGAN(sample_rate=RATE, **AUDIO_ARGS), True),
-        ("sequence WGAN-GP (no audio)", DanceSequenceWGAN(sample_rate=RATE, **SEQUENCE_ARGS),
-         True),
-        ("L1 baseline", AudioToDanceWGAN(sample_rate=RATE, adversarial=False, **AUDIO_ARGS),
-         False),
-    ]  # fmt: skip
-    for name, model, adversarial in runs:
+    runs = {
+        "audio": ("audio WGAN-GP", lambda: AudioToDanceWGAN(sample_rate=RATE, **AUDIO_ARGS),
+                  True, args.audio_lr),
+        "sequence": ("sequence WGAN-GP (no audio)",
+                     lambda: DanceSequenceWGAN(sample_rate=RATE, **SEQUENCE_ARGS), True, 2e-4),
+        "l1": ("L1 baseline", lambda: AudioToDanceWGAN(sample_rate=RATE, adversarial=False,
+                                                      **AUDIO_ARGS), False, args.audio_lr),
+    }  # fmt: skip
+    for key in args.models.split(","):
+        name, make, adversarial, lr_g = runs[key]
         torch.manual_seed(0)
-        training[name] = train_gan(model, dm, args.budget, adversarial)
+        model = make()
+        training[name] = train_gan(model, dm, args.budget, adversarial, lr_g)
         print(f"{name}: trained {training[name]}", flush=True)
         results[name] = evaluate(name, model, dm, clf)
     config = {
@@ -208,14 +254,19 @@ def main() -> None:
         "eval_segment_frames": SEGMENT,
         "audio_model": AUDIO_ARGS,
         "sequence_model": SEQUENCE_ARGS,
-        "optimizer": "Adam betas (0.5, 0.9); lr 2e-4 (GANs), 1e-3 (L1 baseline)",
+        "optimizer": f"Adam betas (0.5, 0.9); lr 2e-4 (critics, sequence generator), "
+                     f"{args.audio_lr:g} (audio generators: WGAN and L1 baseline)",
         "fid": "features standardised by the real segments' statistics; 16 vs 16 segments of "
                "4.8 s, so the covariances are regularised (small samples: compare, do not "
                "read as AIST++ numbers)",
+        "beat_scores": {k: v or "defaults" for k, v in BEAT_SCORES.items()},
+        "beat_target": "bas_gain (BAS per music beat minus its mean over the music beats "
+                       "shifted by k/8 of the beat period)",
+        "loadavg_1min_start": round(load0, 2),
         "wall_s_total": None,
     }  # fmt: skip
     config["wall_s_total"] = round(time.perf_counter() - wall0, 1)
-    write_result("dance", "learning", config, {"evaluation": results, "training": training})
+    write_result("dance", args.what, config, {"evaluation": results, "training": training})
 
 
 if __name__ == "__main__":

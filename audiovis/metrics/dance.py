@@ -285,14 +285,18 @@ def kinetic_velocity(joints: np.ndarray, sigma: float = 2.0) -> np.ndarray:
     return gaussian_filter1d(speed, sigma) if sigma > 0 else speed
 
 
-def motion_beats(joints: np.ndarray, sigma: float = 2.0) -> np.ndarray:
+def motion_beats(joints: np.ndarray, sigma: float = 2.0, order: int = 1) -> np.ndarray:
     """Kinematic beats: local minima of the smoothed joint speed (Bailando smooths with σ = 5
     frames at 60 fps; σ = 2 at our 25 fps covers the same time).
+
+    ``order`` > 1 keeps only minima that are the least speed within ``order`` frames on each
+    side (AIST++/FACT's ``argrelextrema(..., order=10)`` at 60 fps is 4 frames at 25 fps):
+    jittery motion then cannot place a kinematic beat on every few frames.
 
     Shape:
         joints (T, J, 3) → (n,) frame indices
     """
-    return argrelextrema(kinetic_velocity(joints, sigma), np.less)[0]
+    return argrelextrema(kinetic_velocity(joints, sigma), np.less, order=order)[0]
 
 
 def beat_alignment(music: np.ndarray, motion: np.ndarray, sigma: float = 3.0,
@@ -322,15 +326,45 @@ def beat_alignment(music: np.ndarray, motion: np.ndarray, sigma: float = 3.0,
     return float(np.exp(-(d**2) / (2 * sigma**2)).mean())
 
 
+def beat_alignment_chance(music: np.ndarray, motion: np.ndarray, num_frames: int,
+                          sigma: float = 3.0, per: str = "music",
+                          shifts: int = 8) -> float:  # fmt: skip
+    """The beat alignment the same motion beats get by chance at the music's tempo: the mean
+    of :func:`beat_alignment` over the music beats shifted by 0, 1/``shifts``, … of the
+    median beat period (beats shifted past ``num_frames`` dropped).
+
+    A dance whose kinematic beats ignore the music's phase (an unconditioned generator; jitter
+    that puts a speed minimum every few frames) scores its chance level whatever it is; one
+    whose kinematic beats sit on the music's beats scores above it.
+    """
+    music = np.asarray(music, np.float64)
+    if len(music) < 2:
+        raise ValueError("the chance level of beat alignment needs at least two music beats")
+    period = float(np.median(np.diff(music)))
+    scores = []
+    for k in range(shifts):
+        shifted = music + k * period / shifts
+        shifted = shifted[shifted < num_frames]
+        if len(shifted):
+            scores.append(beat_alignment(shifted, motion, sigma, per))
+    return float(np.mean(scores))
+
+
 def dance_beat_alignment(joints: np.ndarray, audio: np.ndarray, sample_rate: int,
-                         fps: float, per: str = "music") -> float:  # fmt: skip
+                         fps: float, per: str = "music", order: int = 1,
+                         above_chance: bool = False) -> float:  # fmt: skip
     """BAS of a dance against its music (NaN when the music has no beat); ``per`` as in
-    :func:`beat_alignment`."""
+    :func:`beat_alignment`, ``order`` as in :func:`motion_beats`; ``above_chance`` subtracts
+    :func:`beat_alignment_chance` (NaN with fewer than two music beats)."""
     beats = music_beats(audio, sample_rate, fps)
     beats = beats[beats < len(joints)]
-    if len(beats) == 0:
+    if len(beats) == 0 or (above_chance and len(beats) < 2):
         return float("nan")
-    return beat_alignment(beats, motion_beats(joints), per=per)
+    kinematic = motion_beats(joints, order=order)
+    score = beat_alignment(beats, kinematic, per=per)
+    if above_chance:
+        score -= beat_alignment_chance(beats, kinematic, len(joints), per=per)
+    return score
 
 
 # ------------------------------------------------------------------------------- physics

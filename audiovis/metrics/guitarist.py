@@ -54,6 +54,41 @@ class MaskIoU(Metric):
         return (self.total / self.count.clamp(min=1)).float()
 
 
+class MaskChangeIoU(Metric):
+    """IoU of where the masks changed from a reference: of predicted XOR reference with true
+    XOR reference, per frame, averaged (frames whose true and predicted masks both equal the
+    reference count 1).
+
+    Most of a performer's silhouette stays put, so plain mask IoU is dominated by what a copy
+    of the reference gets right; this scores only the motion (a copy of the reference scores
+    0 wherever the performer moved).
+
+    ``update(pred, target, reference)``: (..., H, W) each (``reference`` broadcast), probabilities
+    or {0, 1} thresholded at ``threshold`` (the reference and the target at 0.5).
+    """
+
+    higher_is_better = True
+    full_state_update = False
+    total: Tensor
+    count: Tensor
+
+    def __init__(self, threshold: float = 0.5) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.add_state("total", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred: Tensor, target: Tensor, reference: Tensor) -> None:
+        ref = (reference >= 0.5).expand_as(target)
+        moved = ((pred >= self.threshold) != ref).float()
+        iou = mask_iou(moved, ((target >= 0.5) != ref).float())
+        self.total += iou.sum()
+        self.count += iou.numel()
+
+    def compute(self) -> Tensor:
+        return (self.total / self.count.clamp(min=1)).float()
+
+
 def keypoints_on_mask(
     keypoints: Tensor, mask: Tensor, min_confidence: float = 0.5, threshold: float = 0.5
 ) -> tuple[Tensor, Tensor]:
@@ -113,4 +148,11 @@ class KeypointMaskConsistency(Metric):
         return (self.hits / self.total.clamp(min=1)).float()
 
 
-__all__ = ["FrameMetrics", "KeypointMaskConsistency", "MaskIoU", "keypoints_on_mask", "mask_iou"]
+__all__ = [
+    "FrameMetrics",
+    "KeypointMaskConsistency",
+    "MaskChangeIoU",
+    "MaskIoU",
+    "keypoints_on_mask",
+    "mask_iou",
+]

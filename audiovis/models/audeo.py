@@ -38,18 +38,24 @@ CONTEXT = 2  # frames on each side of the predicted one (5 stacked frames)
 
 
 def keyboard_crops(
-    video: Tensor, box: Sequence[float], size: Sequence[int], value_range: str = "signed"
+    video: Tensor,
+    box: Sequence[float],
+    size: Sequence[int],
+    value_range: str = "signed",
+    colour: bool = False,
 ) -> Tensor:
-    """Greyscale crops of the keyboard, resized to the network's input.
+    """Greyscale (or colour) crops of the keyboard, resized to the network's input.
 
     Args:
         video: (..., 3, H, W) RGB frames, in [-1, 1] (``value_range="signed"``, the batch
             format) or uint8 0..255 (``"byte"``).
         box: (x, y, w, h) of the keyboard as fractions of the frame.
         size: (height, width) of the network's input.
+        colour: keep the RGB channels instead of the original's greyscale.
 
     Returns:
-        (..., height, width) float in [0, 1] (the original's ``/ 255`` greyscale input).
+        (..., height, width) float in [0, 1] (the original's ``/ 255`` greyscale input), or
+        (..., 3, height, width) with ``colour``.
     """
     lead = video.shape[:-3]
     h, w = video.shape[-2:]
@@ -58,11 +64,13 @@ def keyboard_crops(
     x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
     crop = video[..., y0:y1, x0:x1].reshape(-1, 3, y1 - y0, x1 - x0).float()
     crop = (crop + 1) / 2 if value_range == "signed" else crop / 255.0
-    weights = torch.tensor([0.299, 0.587, 0.114], device=crop.device)
-    grey = (crop * weights[:, None, None]).sum(1, keepdim=True)  # (N, 1, h, w)
-    grey = F.interpolate(grey, size=tuple(size), mode="bilinear", antialias=True,
+    if not colour:
+        weights = torch.tensor([0.299, 0.587, 0.114], device=crop.device)
+        crop = (crop * weights[:, None, None]).sum(1, keepdim=True)  # (N, 1, h, w)
+    crop = F.interpolate(crop, size=tuple(size), mode="bilinear", antialias=True,
                          align_corners=False)  # fmt: skip
-    return grey.clamp(0, 1).reshape(*lead, *size)
+    channels = (3,) if colour else ()
+    return crop.clamp(0, 1).reshape(*lead, *channels, *size)
 
 
 def check_box(box: Sequence[float]) -> tuple[float, float, float, float]:
@@ -82,11 +90,12 @@ def stack_context(crops: Tensor, index: Tensor) -> Tensor:
     """The 5-frame stacks (t−2 … t+2) centred on ``index``, edges repeated as the original.
 
     Shape:
-        crops (T, h, w), index (N,) → (N, 5, h, w).
+        crops (T, h, w), index (N,) → (N, 5, h, w); colour crops (T, 3, h, w) →
+        (N, 15, h, w), frame by frame.
     """
     offsets = torch.arange(-CONTEXT, CONTEXT + 1, device=crops.device)
     frames = (index[:, None] + offsets).clamp(0, crops.shape[0] - 1)
-    return crops[frames]
+    return crops[frames].flatten(1, -3)
 
 
 # ----------------------------------------------------------------------------- the sampler
@@ -144,6 +153,12 @@ class Video2Roll(AudioVisualModule):
         keyboard_box: (x, y, w, h) of the keyboard in fractions of the frame; the studio
             piano rig's keyboard (and the fingers on it) by default.
         width: channels of the ResNet's first stage (64 as ResNet-18).
+        head_grid: (rows, columns) grid the fused features keep for the key classifier
+            (``Video2RollNet``); ``None`` for the original's global average.
+        detector: (channels, rows, columns) of ``Video2RollNet``'s shared fine-grid key
+            detector feeding the classifier; ``None`` for none (the original).
+        colour: stack RGB crops (15 channels) instead of the original's greyscale (5): the
+            studio tints pressed keys blue, which greyscale all but erases on black keys.
         threshold: probability from which a key counts as down (0.4 as the original).
         fps: frame rate (for predictions).
         sample_rate: rate of the synthesised audio.
@@ -175,6 +190,9 @@ class Video2Roll(AudioVisualModule):
         samples_per_epoch: int = 20000,
         optimizer: OptimizerCallable = torch.optim.Adam,
         plateau_patience: int = 2,
+        head_grid: tuple[int, int] | None = None,
+        detector: tuple[int, int, int] | None = None,
+        colour: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["optimizer"])
@@ -198,13 +216,28 @@ class Video2Roll(AudioVisualModule):
             sample_rate=sample_rate, program=program, soundfont=soundfont,
             min_note_frames=min_note_frames, balanced_sampler=balanced_sampler,
             samples_per_epoch=samples_per_epoch, plateau_patience=plateau_patience,
+            head_grid=None if head_grid is None else (int(head_grid[0]), int(head_grid[1])),
+            detector=None if detector is None else tuple(int(v) for v in detector),
+            colour=colour,
         )  # fmt: skip
-        self.net = Video2RollNet(num_keys=num_keys, in_frames=2 * CONTEXT + 1, width=width)
+        self.colour = colour
+        channels = (2 * CONTEXT + 1) * (3 if colour else 1)
+        self.net = Video2RollNet(num_keys=num_keys, in_frames=channels, width=width,
+                                 head_grid=self.config["head_grid"],
+                                 detector=self.config["detector"])  # fmt: skip
         self.val_frames = FrameMetrics(threshold, logits=True)
 
     def forward(self, stacks: Tensor) -> Tensor:
-        """Key logits (B, num_keys) of stacks (B, 5, h, w) in [0, 1]."""
+        """Key logits (B, num_keys) of stacks (B, 5, h, w) in [0, 1] ((B, 15, h, w) in
+        colour)."""
         return self.net(stacks)
+
+    def crops(self, video: Tensor, box: Sequence[float] | None = None,
+              value_range: str = "signed") -> Tensor:  # fmt: skip
+        """This model's keyboard crops of frames (..., 3, H, W): (..., h, w), or
+        (..., 3, h, w) in colour (``keyboard_crops`` with the model's box and size)."""
+        box = self.keyboard_box if box is None else box
+        return keyboard_crops(video, box, self.input_size, value_range, self.colour)
 
     def keys(self, roll: Tensor) -> Tensor:
         """The predicted keys' columns of an 88-key roll (..., 88) → (..., num_keys)."""
@@ -217,7 +250,7 @@ class Video2Roll(AudioVisualModule):
                 f"Video2Roll reads windows of {2 * CONTEXT + 1} frames; set data.clip_frames=5 "
                 f"(got {video.shape[1]})"
             )
-        stacks = keyboard_crops(video, self.keyboard_box, self.input_size)  # (B, 5, h, w)
+        stacks = self.crops(video).flatten(1, -3)  # (B, 5, h, w) or (B, 15, h, w)
         target = self.keys(batch["roll"][:, CONTEXT]).float()
         return self(stacks), target
 
@@ -277,10 +310,19 @@ class Video2Roll(AudioVisualModule):
     def predict_probabilities(
         self, crops: Tensor, batch_size: int = 64, progress: Callable[[int], None] | None = None
     ) -> Tensor:
-        """Key probabilities (T, num_keys) of every frame of a video's crops (T, h, w)."""
+        """Key probabilities (T, num_keys) of every frame of a video's crops (T, h, w), or
+        (T, 3, h, w) for a colour model (as :meth:`crops` makes them)."""
+        want = (3, *self.input_size) if self.colour else tuple(self.input_size)
+        if tuple(crops.shape[1:]) != want:
+            kind = "colour" if self.colour else "greyscale"
+            raise AudiovisError(
+                f"this Video2Roll reads {kind} crops (T, {', '.join(map(str, want))}), got "
+                f"{tuple(crops.shape)}: make them with video2roll.crops(video)"
+            )
         was_training = self.training
         self.eval()
         out = []
+        crops = crops.float()
         for start in range(0, len(crops), batch_size):
             index = torch.arange(start, min(start + batch_size, len(crops)), device=crops.device)
             out.append(torch.sigmoid(self(stack_context(crops, index)).float()))
@@ -330,6 +372,7 @@ class Roll2Midi(GANModule):
         window: frames per window (100 = 4 s at 25 fps, as the original).
         base: generator and discriminator width (64 as the original).
         dropout: generator dropout (0.5 as the original).
+        residual: the generator learns corrections to its input (``Roll2MidiGenerator``).
         w_adv: weight of the adversarial loss; ``w_mse`` that of the MSE.
         threshold: probability from which a refined key counts as down.
         min_note_frames: refined notes shorter than this many frames are dropped.
@@ -362,6 +405,7 @@ class Roll2Midi(GANModule):
         discriminator_scheduler: LRSchedulerCallable | None = None,
         n_critic: int = 1,
         gradient_clip: float | None = None,
+        residual: bool = False,
     ) -> None:
         super().__init__(generator_optimizer, discriminator_optimizer, generator_scheduler,
                          discriminator_scheduler, n_critic, gradient_clip)  # fmt: skip
@@ -387,7 +431,7 @@ class Roll2Midi(GANModule):
         self.program, self.soundfont, self.min_note_frames = program, soundfont, min_note_frames
         self.window, self.threshold = window, threshold
         self.w_adv, self.w_mse = w_adv, w_mse
-        self.generator = Roll2MidiGenerator(base=base, dropout=dropout)
+        self.generator = Roll2MidiGenerator(base=base, dropout=dropout, residual=residual)
         self.discriminator = PatchDiscriminator(base=base)
         self.val_refined = FrameMetrics(threshold)
         self.val_input = FrameMetrics(self.video2roll.threshold)
@@ -440,8 +484,8 @@ class Roll2Midi(GANModule):
             frames = np.load(source, mmap_mode="r")
             v2r = self.video2roll
             crops = torch.cat([
-                keyboard_crops(torch.from_numpy(np.array(frames[i : i + 256])).permute(0, 3, 1, 2),
-                               v2r.keyboard_box, v2r.input_size, value_range="byte")
+                v2r.crops(torch.from_numpy(np.array(frames[i : i + 256])).permute(0, 3, 1, 2),
+                          value_range="byte")
                 for i in range(0, len(frames), 256)
             ])  # fmt: skip
             probs = v2r.predict_probabilities(crops.to(self.device)).cpu().numpy()
@@ -638,7 +682,7 @@ def _predict_samples(
     synth = roll2midi if roll2midi is not None else video2roll
     samples = []
     for name, video in zip(names, videos, strict=True):
-        crops = keyboard_crops(video, video2roll.keyboard_box, video2roll.input_size)
+        crops = video2roll.crops(video)
         rolls = transcribe(crops, video2roll, roll2midi)
         midi, audio = render(rolls["roll"], video2roll.fps, video2roll.sample_rate,
                              synth.program, synth.soundfont, synth.min_note_frames)  # fmt: skip

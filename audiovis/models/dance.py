@@ -255,7 +255,10 @@ class _DanceGAN(GANModule):
                       audio: list[np.ndarray] | None = None) -> dict[str, float]:  # fmt: skip
         """FID_k, FID_g, Div_k, Div_g, BAS (generated and real), jerk and PFC of dances.
 
-        ``loss`` is FID_k (for :class:`AudioToDanceWGAN`, the L1 to the real dance)."""
+        ``bas`` is Bailando's (per music beat), ``bas_per_motion_beat`` AIST++'s direction,
+        ``bas_gain`` the BAS above its chance level at the music's tempo (jitter, which puts a
+        kinematic beat near every music beat, does not raise it). ``loss`` is FID_k (for
+        :class:`AudioToDanceWGAN`, the L1 to the real dance)."""
         out: dict[str, float] = {}
         if len(real) >= 2 and len(fake) >= 2 and len(real[0]) >= 3:
             out.update(dance_fid_div(real, fake, self.fps))
@@ -264,10 +267,12 @@ class _DanceGAN(GANModule):
             out["jerk_real"] = float(np.mean([jerk(x, self.fps) for x in real]))
             out["pfc"] = float(np.mean([physical_foot_contact(x, self.fps) for x in fake]))
         if audio is not None:
-            cases = (("bas", "music", fake), ("bas_per_motion_beat", "motion", fake),
-                     ("bas_real", "music", real))  # fmt: skip
-            for key, per, dances in cases:
-                out[key] = _nanmean([dance_beat_alignment(x, a, self.sample_rate, self.fps, per)
+            cases = (("bas", "music", False, fake), ("bas_per_motion_beat", "motion", False, fake),
+                     ("bas_gain", "music", True, fake), ("bas_real", "music", False, real),
+                     ("bas_gain_real", "music", True, real))  # fmt: skip
+            for key, per, gain, dances in cases:
+                out[key] = _nanmean([dance_beat_alignment(x, a, self.sample_rate, self.fps, per,
+                                                          above_chance=gain)
                                      for x, a in zip(dances, audio, strict=True)])  # fmt: skip
         out["loss"] = out.get(
             "fid_k", float(np.mean([np.abs(r - f).mean() for r, f in zip(real, fake, strict=True)]))
@@ -279,6 +284,24 @@ class _DanceGAN(GANModule):
     def generate_dance(self, audio: Tensor, style: int | None = None) -> Tensor:
         """A dance in metres for a whole waveform (S,): (T, J, 3), T = S · fps / sample_rate."""
         raise NotImplementedError
+
+    def _style_for_predict(self, style: int | None, count: int = 1) -> Tensor | None:
+        """``count`` copies of the style to generate (``predict_style`` unless given); None
+        for an unconditioned model."""
+        if not self.num_styles:
+            return None
+        s = self.predict_style if style is None else style
+        return torch.full((count,), s, device=self.device, dtype=torch.long)
+
+    def _chunked(self, step: Any, frames: int, chunk: int) -> Tensor:
+        """A recurrent generator's dance in chunks of ``chunk`` frames, the state carried
+        over: ``step(start, stop, state) → (normalised (1, stop - start, J, 3), state)``;
+        returns the whole dance in metres (frames, J, 3)."""
+        out, state = [], None
+        for start in range(0, frames, chunk):
+            part, state = step(start, min(start + chunk, frames), state)
+            out.append(part[0])
+        return self.stats.denormalise(torch.cat(out))
 
     def _num_frames(self, audio: Tensor) -> int:
         frames = int(audio.shape[-1] * self.fps / self.sample_rate)
@@ -416,11 +439,7 @@ class PoseWGAN(_DanceGAN):
         i = t.floor().long()
         w = (t - i)[:, None]
         path = (1 - w) * z[i] + w * z[i + 1]  # (T, latent)
-        style_t = None
-        if self.num_styles:
-            s = self.predict_style if style is None else style
-            style_t = torch.full((frames,), s, device=self.device, dtype=torch.long)
-        return self.stats.denormalise(self(path, style_t))
+        return self.stats.denormalise(self(path, self._style_for_predict(style, frames)))
 
 
 # ------------------------------------------------------------------------ phase 2: sequences
@@ -528,15 +547,8 @@ class DanceSequenceWGAN(_DanceGAN):
     def generate_dance(self, audio: Tensor, style: int | None = None,
                        chunk: int = 250) -> Tensor:  # fmt: skip
         frames = self._num_frames(audio)
-        style_t = None
-        if self.num_styles:
-            s = self.predict_style if style is None else style
-            style_t = torch.tensor([s], device=self.device)
-        out, state = [], None
-        for start in range(0, frames, chunk):
-            part, state = self(1, min(chunk, frames - start), style_t, state)
-            out.append(part[0])
-        return self.stats.denormalise(torch.cat(out))
+        style_t = self._style_for_predict(style)
+        return self._chunked(lambda a, b, state: self(1, b - a, style_t, state), frames, chunk)
 
 
 def _check_clip_frames(module: _DanceGAN, clip_frames: int) -> None:
@@ -709,8 +721,12 @@ class AudioToDanceWGAN(_DanceGAN):
         with torch.no_grad():
             out = self._fake(batch)
         real, fake, audio, style = out["real"], out["fake"], out["audio"], out["style"]
-        wd = wgan_critic_loss(self.discriminator(real, audio, style),
-                              self.discriminator(fake, audio, style))  # fmt: skip
+        # real and fake share their music: one pass of the (costly) audio branch, and one of
+        # the pose branch over both (the critic has no batch statistics, so this is exact)
+        code = self.discriminator.audio_code(audio)
+        both = None if style is None else torch.cat([style, style])
+        scores = self.discriminator(torch.cat([real, fake]), audio, both, code)
+        wd = wgan_critic_loss(*scores.chunk(2))
         gp = two_input_gradient_penalty(self.discriminator, real, fake, audio, style)
         return wd + self.gp_weight * gp, {
             "train/wasserstein": -wd.detach(),
@@ -725,7 +741,10 @@ class AudioToDanceWGAN(_DanceGAN):
         loss = self.l1_weight * l1 + self.tv_weight * tv
         logs = {"train/l1": l1.detach(), "train/tv": tv.detach()}
         if self.adversarial:
-            adv = wgan_generator_loss(self.discriminator(fake, out["audio"], out["style"]))
+            # the music's code does not depend on the generator: no gradient through it
+            with torch.no_grad():
+                code = self.discriminator.audio_code(out["audio"])
+            adv = wgan_generator_loss(self.discriminator(fake, out["audio"], out["style"], code))
             loss = loss + adv
             logs["train/adv"] = adv.detach()
         return loss, logs
@@ -759,15 +778,9 @@ class AudioToDanceWGAN(_DanceGAN):
                        chunk: int = 250) -> Tensor:  # fmt: skip
         frames = self._num_frames(audio)
         windows = self.frame_windows(audio[None, : frames * self.per_frame], frames)
-        style_t = None
-        if self.num_styles:
-            s = self.predict_style if style is None else style
-            style_t = torch.tensor([s], device=windows.device)
-        out, state = [], None
-        for start in range(0, frames, chunk):
-            part, state = self(windows[:, start : start + chunk], style_t, state)
-            out.append(part[0])
-        return self.stats.denormalise(torch.cat(out))
+        style_t = self._style_for_predict(style)
+        return self._chunked(lambda a, b, state: self(windows[:, a:b], style_t, state), frames,
+                             chunk)  # fmt: skip
 
 
 # --------------------------------------------------------------------- style classifier

@@ -33,8 +33,10 @@ from audiovis.networks.guitarist import (
     AudioToMaskNet,
     GuitaristFeatures,
     PoseGuidedGenerator,
+    change_region,
     instrument_region,
     joint_heatmaps,
+    pose_points,
 )
 from audiovis.networks.vgg import VGG19Features, perceptual_loss
 from audiovis.skeleton import NUM_KEYPOINTS
@@ -154,10 +156,15 @@ class AudioToMaskGAN(_GuitaristStage):
         use_reference_mask: add the reference frame's mask to the conditioning image (our
             addition: the original's branch had heatmaps and the fretboard mask only; with the
             performer's outline given, the audio has only the motion to explain).
-        audio_dim, code_dim, base, depth, skips: generator sizes (see ``AudioToMaskNet``).
+        audio_dim, code_dim, base, depth, skips, audio_skips: generator sizes and merges (see
+            ``AudioToMaskNet``).
         d_base, d_layers: discriminator sizes.
         window: frames per generation window (the training clip length).
-        w_mask, w_dice, w_heatmap, w_temporal, w_adv, w_patch: loss weights.
+        w_mask, w_dice, w_heatmap, w_temporal, w_pose, w_adv, w_patch: loss weights;
+            ``w_pose`` weighs an auxiliary task of ours (0 drops it): predicting from the
+            audio code alone how far the joints and hands moved from the reference, which
+            makes the audio code carry the pose (without it the decoder copies the
+            reference's outline and ignores the music).
         image_checkpoint: a MaskToImageGAN checkpoint; ``predict`` then renders colour frames.
     """
 
@@ -186,6 +193,7 @@ class AudioToMaskGAN(_GuitaristStage):
         base: int = 32,
         depth: int = 4,
         skips: bool = True,
+        audio_skips: bool = False,
         d_base: int = 32,
         d_layers: int = 4,
         window: int = 16,
@@ -193,6 +201,7 @@ class AudioToMaskGAN(_GuitaristStage):
         w_dice: float = 1.0,
         w_heatmap: float = 1.0,
         w_temporal: float = 1.0,
+        w_pose: float = 1.0,
         w_adv: float = 0.05,
         w_patch: float = 0.05,
         image_checkpoint: str | None = None,
@@ -235,12 +244,15 @@ class AudioToMaskGAN(_GuitaristStage):
             base,
             depth,
             skips,
+            audio_skips,
+            channels if w_pose > 0 else 0,
         )
         self.discriminator = AudioMaskDiscriminator(
             feats, 1 + channels, d_base, d_layers, audio_dim
         )
         self.weights = {"mask": w_mask, "dice": w_dice, "heatmap": w_heatmap,
-                        "temporal": w_temporal, "adv": w_adv, "patch": w_patch}  # fmt: skip
+                        "temporal": w_temporal, "pose": w_pose, "adv": w_adv,
+                        "patch": w_patch}  # fmt: skip
         self.image_checkpoint = image_checkpoint
         self.image_model: MaskToImageGAN | None = None
         self.val_iou = MaskIoU()
@@ -293,9 +305,16 @@ class AudioToMaskGAN(_GuitaristStage):
                 "features": feats}  # fmt: skip
 
     def _generate(self, batch: dict[str, Tensor]) -> dict[str, Any]:
-        return self(
-            batch["audio"], batch["mask"].shape[1], batch["keypoints"][:, 0], batch["mask"][:, 0]
-        )
+        """Stage 1 on a batch, from its ``reference_keypoints`` (B, 67, 3) and
+        ``reference_mask`` (B, 1, S, S) when given, else from each clip's first frame.
+
+        A reference drawn from elsewhere in the performance matches generation, which keeps
+        one reference for a whole piece; a clip's own first frame is so close to its other
+        frames (a third of a second apart) that copying it alone scores well.
+        """
+        ref_kp = batch.get("reference_keypoints", batch["keypoints"][:, 0])
+        ref_mask = batch.get("reference_mask", batch["mask"][:, 0])
+        return self(batch["audio"], batch["mask"].shape[1], ref_kp, ref_mask)
 
     # ------------------------------------------------------------------------------ losses
 
@@ -336,6 +355,14 @@ class AudioToMaskGAN(_GuitaristStage):
         }
         if mask.shape[1] > 1:
             losses["temporal"] = F.l1_loss(prob.diff(dim=1), mask.diff(dim=1))
+        if self.generator.pose_head is not None:
+            # the audio's auxiliary task: how far the joints and hands moved from the
+            # reference, in pixels
+            ref = pose_points(batch.get("reference_keypoints", batch["keypoints"][:, 0]),
+                              self.joints)  # fmt: skip
+            true = (pose_points(batch["keypoints"], self.joints) - ref[:, None]) * self.image_size
+            pred = self.generator.pose_change(out["features"], ref, mask.shape[1])
+            losses["pose"] = F.mse_loss(pred.float(), true)
         return losses
 
     # ------------------------------------------------------------------------- evaluation
@@ -456,6 +483,8 @@ class _PoseGuidedGAN(_GuitaristStage):
         refine_base: int,
         refine_depth: int,
         refine: bool,
+        residual: bool,
+        change_margin: float | None,
         d_base: int,
         d_layers: int,
         w_coarse: float,
@@ -476,7 +505,8 @@ class _PoseGuidedGAN(_GuitaristStage):
         self.joints = tuple(DEFAULT_JOINTS if joints is None else joints)
         self.heatmap_radius = heatmap_radius
         self.generator = PoseGuidedGenerator(condition_channels, base, depth, refine_base,
-                                             refine_depth, refine)  # fmt: skip
+                                             refine_depth, refine, residual)  # fmt: skip
+        self.change_margin = change_margin if residual and self.condition_has_mask else None
         self.discriminator = PatchDiscriminator(3 + condition_channels, d_base, d_layers)
         # perceptual only with real VGG weights: a random VGG's features mean little
         self.vgg = VGG19Features(vgg_weights) if vgg_weights and w_perceptual > 0 else None
@@ -494,8 +524,16 @@ class _PoseGuidedGAN(_GuitaristStage):
         self, condition: Tensor, reference: Tensor, reference_condition: Tensor
     ) -> tuple[Tensor, Tensor]:
         """Coarse and refined frames (N, 3, S, S) for target conditions (N, C, S, S), from a
-        reference frame (N, 3, S, S) and its condition."""
-        return self.generator(condition, reference, reference_condition)  # type: ignore[no-any-return]
+        reference frame (N, 3, S, S) and its condition.
+
+        With a ``change_margin``, only the performer's masks (the reference's and the
+        target's, grown by the margin) may differ from the reference frame.
+        """
+        region = None
+        if self.change_margin is not None:
+            margin = round(self.change_margin * self.image_size)
+            region = change_region([condition[:, :1], reference_condition[:, :1]], margin)
+        return self.generator(condition, reference, reference_condition, region)  # type: ignore[no-any-return]
 
     def _generate(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         cond = self._batch_condition(batch)  # (B, T, C, S, S)
@@ -583,6 +621,12 @@ class MaskToImageGAN(_PoseGuidedGAN):
         heatmap_radius: their tent radius, pixels.
         base, depth: the coarse U-Net's width and halvings.
         refine_base, refine_depth: the refinement U-Net's; ``refine`` switches it off.
+        residual: the coarse U-Net predicts a change of the reference frame, both U-Nets'
+            outputs start at zero, so the untrained generator copies the reference frame.
+        change_margin: with ``residual``, the frame may differ from the reference only within
+            this margin (a fraction of the frame side) around the performer's mask in the
+            reference or the target frame (a fixed camera: the rest does not move); None lets
+            the whole frame change.
         d_base, d_layers: the PatchGAN's width and stride-2 layers.
         w_coarse, w_l1, w_adv, w_perceptual: loss weights.
         vgg_weights: a local VGG-19 state dict; the perceptual loss is used only with one.
@@ -603,6 +647,8 @@ class MaskToImageGAN(_PoseGuidedGAN):
         refine_base: int = 32,
         refine_depth: int = 3,
         refine: bool = True,
+        residual: bool = True,
+        change_margin: float | None = 0.03,
         d_base: int = 64,
         d_layers: int = 3,
         w_coarse: float = 1.0,
@@ -619,10 +665,10 @@ class MaskToImageGAN(_PoseGuidedGAN):
     ) -> None:
         channels = 1 + len(DEFAULT_JOINTS if joints is None else joints) + 2
         super().__init__(channels, image_size, fps, sample_rate, joints, heatmap_radius, base,
-                         depth, refine_base, refine_depth, refine, d_base, d_layers, w_coarse,
-                         w_l1, w_adv, w_perceptual, vgg_weights, generator_optimizer,
-                         discriminator_optimizer, generator_scheduler, discriminator_scheduler,
-                         n_critic, gradient_clip)  # fmt: skip
+                         depth, refine_base, refine_depth, refine, residual, change_margin,
+                         d_base, d_layers, w_coarse, w_l1, w_adv, w_perceptual, vgg_weights,
+                         generator_optimizer, discriminator_optimizer, generator_scheduler,
+                         discriminator_scheduler, n_critic, gradient_clip)  # fmt: skip
         self.save_hyperparameters(ignore=list(_FACTORIES))
 
     def condition(self, keypoints: Tensor, mask: Tensor | None) -> Tensor:
@@ -656,6 +702,7 @@ class PoseToImageGAN(_PoseGuidedGAN):
         refine_base: int = 32,
         refine_depth: int = 3,
         refine: bool = True,
+        residual: bool = True,
         d_base: int = 64,
         d_layers: int = 3,
         w_coarse: float = 1.0,
@@ -672,10 +719,10 @@ class PoseToImageGAN(_PoseGuidedGAN):
     ) -> None:
         joints = list(range(25)) if joints is None else joints
         super().__init__(len(joints) + 2, image_size, fps, sample_rate, joints, heatmap_radius,
-                         base, depth, refine_base, refine_depth, refine, d_base, d_layers,
-                         w_coarse, w_l1, w_adv, w_perceptual, vgg_weights, generator_optimizer,
-                         discriminator_optimizer, generator_scheduler, discriminator_scheduler,
-                         n_critic, gradient_clip)  # fmt: skip
+                         base, depth, refine_base, refine_depth, refine, residual, None,
+                         d_base, d_layers, w_coarse, w_l1, w_adv, w_perceptual, vgg_weights,
+                         generator_optimizer, discriminator_optimizer, generator_scheduler,
+                         discriminator_scheduler, n_critic, gradient_clip)  # fmt: skip
         self.save_hyperparameters(ignore=list(_FACTORIES))
 
     def condition(self, keypoints: Tensor, mask: Tensor | None = None) -> Tensor:

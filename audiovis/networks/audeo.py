@@ -82,11 +82,25 @@ class Video2RollNet(nn.Module):
     multiplies p2 and p3, normalises it with a spatial softmax, weights p4 with it, and adds a
     1×1 convolution of that to p4 before global pooling and the key classifier.
 
+    The global pooling keeps no position, so which key is down must be told apart by the
+    channels alone; with ``head_grid`` the fused features are instead pooled onto a fixed
+    (rows, columns) grid and the classifier reads them all, so a key's place on the keyboard
+    is kept (ours, not the original's: on small crops it learns the keys many times faster).
+    With ``detector`` (ours too), a 1×1 convolution shared by every place reads the stem's
+    convolution before pooling, the finest grid (a pressed key looks the same all along the
+    keyboard), and its map, pooled
+    onto a fixed (rows, columns) grid, feeds the classifier beside the fused features: the
+    classifier then only has to learn where each key lies.
+
     Args:
         num_keys: output keys (51 as the original, 88 for the full keyboard).
         in_frames: stacked frames (input channels), 5 as the original (t−2 … t+2).
         width: channels of the first stage (64 as ResNet-18); later stages double it.
         blocks: basic blocks per stage.
+        head_grid: (rows, columns) the fused features are pooled onto before the classifier;
+            ``None`` for the original's global average.
+        detector: (channels, rows, columns) of the shared detector's map as the classifier
+            reads it; ``None``: no detector (the original).
 
     Shape:
         (B, in_frames, H, W) in [0, 1] → (B, num_keys) logits.
@@ -98,6 +112,8 @@ class Video2RollNet(nn.Module):
         in_frames: int = 5,
         width: int = 64,
         blocks: tuple[int, int, int, int] = (2, 2, 2, 2),
+        head_grid: tuple[int, int] | None = None,
+        detector: tuple[int, int, int] | None = None,
     ) -> None:
         super().__init__()
         w = width
@@ -121,7 +137,16 @@ class Video2RollNet(nn.Module):
         self.frb3 = FeatureRefine(fused, fused)
         self.frb2 = FeatureRefine(fused, fused)
         self.fuse = nn.Conv2d(fused, fused, 1)
-        self.fc = nn.Linear(fused, num_keys)
+        self.head_grid = None if head_grid is None else (int(head_grid[0]), int(head_grid[1]))
+        cells = 1 if self.head_grid is None else self.head_grid[0] * self.head_grid[1]
+        self.fc = nn.Linear(fused * cells, num_keys)
+        self.detector_grid: tuple[int, int] | None = None
+        self.detector: nn.Module | None = None
+        if detector is not None:
+            d, rows, cols = (int(v) for v in detector)
+            self.detector_grid = (rows, cols)
+            self.detector = nn.Sequential(nn.Conv2d(w, d, 1), nn.BatchNorm2d(d), nn.ReLU())
+            self.detector_fc = nn.Linear(d * rows * cols, num_keys)
         self.num_keys, self.in_frames = num_keys, in_frames
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
@@ -131,7 +156,8 @@ class Video2RollNet(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        h = self.layer1(self.stem(x))
+        s = self.stem[:3](x)  # (B, w, H/2, W/2): the stem's convolution, before pooling
+        h = self.layer1(self.stem[3](s))
         x2 = self.layer2(h)
         x3 = self.layer3(x2)
         x4 = self.layer4(x3)  # (B, 8w, h4, w4)
@@ -145,8 +171,15 @@ class Video2RollNet(nn.Module):
         p2 = self.frb2(x2_, p3)
         joint = p2 * p3  # (B, C, h4, w4)
         attention = F.softmax(joint.flatten(2), dim=2).view_as(joint)
-        out = self.fuse(attention * p4) + p4
-        return self.fc(out.mean(dim=(2, 3)))  # (B, num_keys)
+        out = self.fuse(attention * p4) + p4  # (B, C, h4, w4)
+        if self.head_grid is None:
+            logits = self.fc(out.mean(dim=(2, 3)))  # (B, num_keys)
+        else:
+            logits = self.fc(F.adaptive_avg_pool2d(out, self.head_grid).flatten(1))
+        if self.detector is not None and self.detector_grid is not None:
+            seen = F.adaptive_avg_pool2d(self.detector(s), self.detector_grid)  # (B, d, r, c)
+            logits = logits + self.detector_fc(seen.flatten(1))
+        return logits
 
 
 class UNetDown(nn.Module):
@@ -192,12 +225,16 @@ class Roll2MidiGenerator(nn.Module):
     Args:
         base: channels of the first layer (64 as the original: 64 → 1024 → 16 → 1).
         dropout: dropout of the deep layers (0.5 as the original).
+        residual: add the output to the input's logit, the last convolution starting at
+            zero, so that the untrained generator passes its input through and learns only
+            corrections (ours; the original maps to the roll from scratch, which takes more
+            steps than a CPU budget gives before it beats plain thresholding).
 
     Shape:
         (B, 1, K, T) in [0, 1] → (B, 1, K, T) probabilities.
     """
 
-    def __init__(self, base: int = 64, dropout: float = 0.5) -> None:
+    def __init__(self, base: int = 64, dropout: float = 0.5, residual: bool = False) -> None:
         super().__init__()
         b = base
         self.down1 = UNetDown(1, b, normalize=False)
@@ -213,6 +250,9 @@ class Roll2MidiGenerator(nn.Module):
         self.up5 = UNetUp(3 * b, max(1, b // 4))
         self.out = nn.Conv2d(b + max(1, b // 4), 1, 1)
         self.apply(_init_normal)
+        self.residual = residual
+        if residual:
+            nn.init.zeros_(self.out.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         d1 = self.down1(x)
@@ -225,6 +265,8 @@ class Roll2MidiGenerator(nn.Module):
         u = self.up3(u, d3)
         u = self.up4(u, d2)
         u = self.up5(u, d1)
+        if self.residual:
+            return torch.sigmoid(self.out(u) + torch.logit(x, eps=1e-4))
         return torch.sigmoid(self.out(u))
 
 

@@ -470,10 +470,26 @@ class AudioDanceCritic(nn.Module):
             nn.Linear(hidden, 1),
         )  # fmt: skip
 
-    def forward(self, poses: Tensor, audio: Tensor, style: Tensor | None = None) -> Tensor:
+    def audio_code(self, audio: Tensor) -> Tensor | None:
+        """The audio branch's code (B, code), or None without the branch.
+
+        Scoring several pose sets against the same music, compute it once and pass it to
+        :meth:`forward` as ``audio_code``: the audio branch is the critic's costliest part.
+        """
+        return None if self.audio is None else self.audio(audio)
+
+    def forward(self, poses: Tensor, audio: Tensor, style: Tensor | None = None,
+                audio_code: Tensor | None = None) -> Tensor:  # fmt: skip
+        """Scores of ``poses`` against ``audio``; ``audio_code`` (from :meth:`audio_code`,
+        one row per pose set or one per audio, repeated) replaces the audio branch's pass."""
         code = self.pose(poses, style).view(len(poses), -1)
         if self.audio is not None:
-            code = torch.cat([code, self.audio(audio)], -1)
+            sound = self.audio(audio) if audio_code is None else audio_code
+            if len(sound) != len(code):
+                if len(code) % len(sound):
+                    raise ValueError(f"{len(sound)} audio codes for {len(code)} pose sets")
+                sound = sound.repeat(len(code) // len(sound), 1)
+            code = torch.cat([code, sound], -1)
         return self.fuse(F.leaky_relu(code, 0.2)).squeeze(-1)
 
 

@@ -54,6 +54,31 @@ def joint_heatmaps(
     return torch.cat([body.clamp(0.0, 1.0), *hands], dim=-3)
 
 
+def change_region(masks: Sequence[Tensor], margin: int) -> Tensor:
+    """Where a frame may differ from its reference: the union of the performer's masks (the
+    reference's and the target's) grown by ``margin`` pixels; in a fixed-camera video the rest
+    of the frame does not move.
+
+    Shape:
+        masks [(N, 1, H, W)] in [0, 1] → (N, 1, H, W) {0, 1}
+    """
+    union = torch.stack([(m >= 0.5) for m in masks]).any(0).to(masks[0].dtype)
+    if margin <= 0:
+        return union
+    return F.max_pool2d(union, 2 * margin + 1, stride=1, padding=margin)
+
+
+def pose_points(keypoints: Tensor, joints: Sequence[int] = DEFAULT_JOINTS) -> Tensor:
+    """The chosen joints and both hands' centres (their points' mean), x and y.
+
+    Shape:
+        keypoints (..., 67, 3) → (..., len(joints) + 2, 2)
+    """
+    idx = torch.as_tensor(list(joints), device=keypoints.device, dtype=torch.long)
+    hands = [keypoints[..., s : s + NUM_HAND, :2].mean(-2, keepdim=True) for s in HANDS]
+    return torch.cat([keypoints.index_select(-2, idx)[..., :2], *hands], -2)
+
+
 def instrument_region(
     keypoints: Tensor, size: int, width: float = 0.07, reach: float = 0.5
 ) -> Tensor:
@@ -249,6 +274,13 @@ class AudioToMaskNet(nn.Module):
         base: channels at full resolution (doubling per level, capped at 8 × base).
         depth: number of halvings between the frame and the decoder's first map.
         skips: merge the conditioning features into the decoder.
+        audio_skips: also merge the audio code, projected to each level's width and spread
+            over the map, at every decoder level (ours: the motion the audio explains is of
+            arms and hands, finer than the decoder's first map).
+        pose_points: with more than 0, a head :meth:`pose_change` predicting how far
+            ``pose_points`` points moved from the reference from the audio code and the
+            reference's points (ours: an auxiliary task that makes the audio code carry the
+            pose; without it the decoder learns to copy the reference and ignores the audio).
 
     Shape:
         feats (B, F, N), condition (B, C, S, S), T → logits (B, T, 1 + out_heatmaps, S, S)
@@ -265,18 +297,51 @@ class AudioToMaskNet(nn.Module):
         base: int = 32,
         depth: int = 4,
         skips: bool = True,
+        audio_skips: bool = False,
+        pose_points: int = 0,
     ) -> None:
         super().__init__()
         self.audio = SpectrogramEncoder(audio_features, audio_dim, audio_dim, audio_dim)
+        self.pose_head = (
+            nn.Sequential(
+                nn.Linear(audio_dim + 2 * pose_points, audio_dim),
+                nn.LeakyReLU(0.2),
+                nn.Linear(audio_dim, 2 * pose_points),
+            )
+            if pose_points
+            else None
+        )
         self.condition = ConditionEncoder(condition_channels, size, base, depth, code_dim)
         ch, self.low, self.skips = self.condition.channels, self.condition.low, skips
         self.fc = nn.Sequential(
             nn.Linear(audio_dim + code_dim, ch[-1] * self.low**2), nn.LeakyReLU(0.2)
         )
         self.up = nn.ModuleList(
-            UpBlock(ch[i + 1], ch[i] if skips else 0, ch[i]) for i in reversed(range(depth))
+            UpBlock(ch[i + 1], (ch[i] if skips else 0) + (ch[i] if audio_skips else 0), ch[i])
+            for i in reversed(range(depth))
+        )
+        self.audio_skips = (
+            nn.ModuleList(
+                nn.Sequential(nn.Linear(audio_dim, ch[i]), nn.LeakyReLU(0.2))
+                for i in reversed(range(depth))
+            )
+            if audio_skips
+            else None
         )
         self.head = nn.Conv2d(ch[0], 1 + out_heatmaps, 3, padding=1)
+
+    def pose_change(self, feats: Tensor, reference_points: Tensor, num_frames: int) -> Tensor:
+        """How far each point moved from the reference, per frame, from the audio alone.
+
+        Shape:
+            feats (B, F, N), reference_points (B, P, 2) → (B, T, P, 2)
+        """
+        if self.pose_head is None:
+            raise ValueError("AudioToMaskNet: built without a pose head (pose_points=0)")
+        audio, _ = self.audio(feats, num_frames)  # (B, T, A)
+        ref = reference_points.flatten(1)[:, None].expand(-1, num_frames, -1).to(audio.dtype)
+        out = self.pose_head(torch.cat([audio, ref], -1))  # (B, T, 2P)
+        return out.view(*out.shape[:2], -1, 2)
 
     def forward(
         self,
@@ -290,12 +355,15 @@ class AudioToMaskNet(nn.Module):
         code, skips = self.condition(condition)  # (B, Cc), skips per level
         joint = torch.cat([audio, code[:, None].expand(-1, t, -1).to(audio.dtype)], -1)
         x = self.fc(joint.flatten(0, 1)).view(b * t, -1, self.low, self.low)  # (B·T, C, s, s)
-        for block, skip in zip(self.up, reversed(skips[:-1]), strict=True):
+        for level, (block, skip) in enumerate(zip(self.up, reversed(skips[:-1]), strict=True)):
             size = skip.shape[-1]
             if self.skips:
                 s = skip[:, None].expand(-1, t, -1, -1, -1).flatten(0, 1)  # (B·T, Cs, …)
             else:
                 s = skip.new_zeros(b * t, 0, size, size)
+            if self.audio_skips is not None:
+                a = self.audio_skips[level](audio.flatten(0, 1))  # (B·T, Cs)
+                s = torch.cat([s, a[:, :, None, None].expand(-1, -1, size, size).to(s.dtype)], 1)
             x = block(x, s)
         out = self.head(x)  # (B·T, 1 + K, S, S)
         return out.view(b, t, *out.shape[1:]), state
@@ -367,11 +435,18 @@ class PoseGuidedGenerator(nn.Module):
     U-Net → coarse frame; refinement U-Net on (coarse, reference) → difference map; the frame
     is coarse + difference.
 
+    With ``residual`` (our addition) the coarse U-Net predicts a change of the reference frame
+    rather than the frame, and both U-Nets' output layers start at zero: the untrained
+    generator returns the reference frame exactly, so training starts from "copy the
+    reference" (a strong baseline: most of a studio frame does not move) and only has to learn
+    what moves.
+
     Args:
         condition_channels: channels of a condition image (mask + heatmaps, or heatmaps).
         base: channels of the coarse U-Net at full resolution; ``depth`` its halvings.
         refine_base: channels of the refinement U-Net; ``refine_depth`` its halvings.
         refine: use the refinement U-Net (without it the coarse frame is the output).
+        residual: coarse frame = reference + change, zero-initialised outputs.
 
     Shape:
         target (N, C, H, W), reference (N, 3, H, W) in [-1, 1], reference_condition
@@ -386,19 +461,37 @@ class PoseGuidedGenerator(nn.Module):
         refine_base: int = 32,
         refine_depth: int = 3,
         refine: bool = True,
+        residual: bool = True,
     ) -> None:
         super().__init__()
+        self.residual = residual
         self.coarse = UNet(3 + 2 * condition_channels, 3, base, depth)
         self.refine = UNet(6, 3, refine_base, refine_depth) if refine else None
+        if residual:
+            for net in (self.coarse, self.refine):
+                if net is not None:
+                    nn.init.zeros_(net.head.weight)
+                    nn.init.zeros_(net.head.bias)  # type: ignore[arg-type]
 
     def forward(
-        self, target: Tensor, reference: Tensor, reference_condition: Tensor
+        self,
+        target: Tensor,
+        reference: Tensor,
+        reference_condition: Tensor,
+        region: Tensor | None = None,
     ) -> tuple[Tensor, Tensor]:
+        """``region`` (N, 1, H, W) in [0, 1], with ``residual`` only: where the frame may
+        differ from the reference (both U-Nets' outputs are multiplied by it)."""
         x = torch.cat([reference, reference_condition, target], 1)
-        coarse = torch.tanh(self.coarse(x))  # (N, 3, H, W)
+        gate = 1.0 if region is None else region.to(reference.dtype)
+        if self.residual:
+            coarse = (reference + gate * self.coarse(x)).clamp(-1.0, 1.0)  # (N, 3, H, W)
+        else:
+            coarse = torch.tanh(self.coarse(x))
+            gate = 1.0
         if self.refine is None:
             return coarse, coarse
-        difference = self.refine(torch.cat([coarse, reference], 1))
+        difference = gate * self.refine(torch.cat([coarse, reference], 1))
         return coarse, (coarse + difference).clamp(-1.0, 1.0)
 
 
@@ -410,6 +503,8 @@ __all__ = [
     "GuitaristFeatures",
     "PoseGuidedGenerator",
     "SpectrogramEncoder",
+    "change_region",
     "instrument_region",
     "joint_heatmaps",
+    "pose_points",
 ]

@@ -3,8 +3,9 @@
 
     audiovis transcribe performance.mp4 --video2roll v2r.ckpt --roll2midi r2m.ckpt --out out/
 
-Videos of any length are decoded twice as a stream (once for the keyboard crops, once to
-re-encode the frames with the new audio), so memory holds only the small crops.
+Videos of any length are decoded as a stream for the keyboard crops; the decoded frames are
+kept for re-encoding them with the new audio while they fit in ``KEEP_FRAMES_BYTES``, and a
+longer video is decoded a second time instead, so memory holds only the small crops.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ import numpy as np
 
 from audiovis.errors import AudiovisError
 from audiovis.media import MediaError
+
+KEEP_FRAMES_BYTES = 256 * 2**20  # decoded frames kept for the re-encode, beyond: decode again
 
 
 def parse_box(text: str) -> tuple[int, int, int, int]:
@@ -119,7 +122,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from audiovis.media import VideoWriter, atomic_path, write_audio
     from audiovis.models.audeo import (
         check_box,
-        keyboard_crops,
         load_roll2midi,
         load_video2roll,
         render,
@@ -151,13 +153,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     # decode, Video2Roll, re-encode: three passes over the frames
     total = int(round(seconds * fps)) or approx
     bar = tqdm(total=3 * total, unit="frame", desc="transcribing", disable=args.quiet)
-    crops = []
+    crops: list[torch.Tensor] = []
+    kept: list[np.ndarray] = []
+    kept_bytes = 0
     for chunk in _chunks(frames_at(video, fps), 64):
+        if kept_bytes + chunk.nbytes <= KEEP_FRAMES_BYTES:
+            kept.append(chunk)
+        kept_bytes += chunk.nbytes
         tensor = torch.from_numpy(chunk).permute(0, 3, 1, 2)
-        crops.append(keyboard_crops(tensor, box, v2r.input_size, value_range="byte").half())
+        crops.append(v2r.crops(tensor, box, value_range="byte").half())
     if not crops:
         raise MediaError(video, "video stream holds no frames")
-    all_crops = torch.cat(crops)  # (T, h, w), half precision to keep long videos small
+    all_crops = torch.cat(crops)  # (T, [3,] h, w), half precision to keep long videos small
     bar.total = 3 * len(all_crops)
     bar.update(len(all_crops))
     with torch.no_grad():
@@ -187,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             np.save(tmp, rolls["roll"])
         written.append(path)
         with VideoWriter(out / f"{stem}.mp4", fps, audio, v2r.sample_rate) as writer:
-            for chunk in _chunks(frames_at(video, fps), 64):
+            again = kept_bytes > KEEP_FRAMES_BYTES
+            for chunk in _chunks(frames_at(video, fps), 64) if again else iter(kept):
                 writer.write(chunk[: len(all_crops) - writer.frames_written])
                 bar.update(len(chunk))
         written.append(out / f"{stem}.mp4")

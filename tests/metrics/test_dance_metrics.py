@@ -11,6 +11,8 @@ from audiovis.data.studio.rigs.dance import J
 from audiovis.metrics.dance import (
     GEOMETRIC_RELATIONS,
     beat_alignment,
+    beat_alignment_chance,
+    dance_beat_alignment,
     dance_fid_div,
     diversity,
     frechet_distance,
@@ -117,6 +119,50 @@ def test_music_beats_of_a_click_track() -> None:
     assert len(beats) >= 12
     assert np.abs(beats[:, None] - expected[None]).min(1).max() <= 1.0
     assert len(track_beats(np.zeros(100), FPS)) == 0
+
+
+def test_beat_alignment_chance_by_hand() -> None:
+    # music beats every 8 frames; kinematic beats on them. Two shifts, 0 and 4 frames: the
+    # score is 1 at shift 0 and e^(−16/18) at 4 (every beat 4 frames from a kinematic beat)
+    music = np.array([0, 8, 16, 24])
+    chance = beat_alignment_chance(music, music, 30, shifts=2)
+    assert math.isclose(chance, (1 + math.exp(-16 / 18)) / 2)
+    # a kinematic beat on every frame is near every shifted beat too: no gain over chance
+    every = np.arange(30)
+    assert math.isclose(beat_alignment(music, every), beat_alignment_chance(music, every, 30))
+    with pytest.raises(ValueError):
+        beat_alignment_chance(np.array([3]), every, 30)
+
+
+def _click_track(rate: int, seconds: float, every: float) -> tuple[np.ndarray, np.ndarray]:
+    audio = np.zeros(int(rate * seconds))
+    click = np.hanning(80) * np.sin(np.arange(80))
+    clicks = np.arange(every, seconds - every / 2, every)
+    for c in clicks:
+        audio[int(c * rate) : int(c * rate) + 80] += click
+    return audio, clicks
+
+
+def test_jitter_does_not_raise_the_beat_alignment_above_chance() -> None:
+    rate, seconds = 8000, 12.0
+    audio, clicks = _click_track(rate, seconds, 0.52)  # 13 frames a beat
+    t = np.arange(int(seconds * FPS)) / FPS
+    # a dancer resting on every click: a joint whose speed is least on the beats
+    phase = np.interp(t, clicks, np.arange(len(clicks)))
+    on_beat = np.zeros((len(t), 1, 3))
+    on_beat[:, 0, 0] = np.cos(np.pi * phase)
+    # jitter: white noise puts a speed minimum every few frames, near every music beat
+    jitter = np.random.default_rng(0).normal(0, 0.05, (len(t), 4, 3))
+    bas = {n: dance_beat_alignment(x, audio, rate, FPS) for n, x in
+           (("on_beat", on_beat), ("jitter", jitter))}  # fmt: skip
+    gain = {n: dance_beat_alignment(x, audio, rate, FPS, above_chance=True) for n, x in
+            (("on_beat", on_beat), ("jitter", jitter))}  # fmt: skip
+    assert bas["on_beat"] > 0.7 and bas["jitter"] > 0.5  # plain BAS rewards the jitter
+    assert gain["on_beat"] > 0.25, gain
+    assert abs(gain["jitter"]) < 0.1, gain
+    # AIST++'s order: one kinematic beat per ±4 frames at most
+    assert np.diff(motion_beats(jitter, order=4)).min() > 4
+    assert len(motion_beats(jitter, order=4)) < len(motion_beats(jitter))
 
 
 def test_physical_foot_contact_by_hand() -> None:

@@ -10,6 +10,7 @@ import torch
 from audiovis.metrics.guitarist import (
     FrameMetrics,
     KeypointMaskConsistency,
+    MaskChangeIoU,
     MaskIoU,
     keypoints_on_mask,
     mask_iou,
@@ -42,6 +43,24 @@ def test_mask_iou_metric_averages_frames() -> None:
     metric.update(pred, true)
     metric.update(torch.zeros(1, 1, 1, 2, 2), true[:, :1])  # a frame with IoU 0
     assert metric.compute().item() == pytest.approx((1 + 0.5 + 0) / 3)
+
+
+def test_mask_change_iou_scores_only_the_motion() -> None:
+    reference = torch.zeros(3, 3)
+    reference[:, 0] = 1  # the performer: the left column
+    true = reference.clone()
+    true[0, 1] = true[1, 1] = 1  # it reaches right in two pixels
+    metric = MaskChangeIoU()
+    metric.update(reference, true, reference)  # a copy of the reference: no motion, IoU 0
+    half = reference.clone()
+    half[0, 1] = 1
+    half[2, 2] = 1  # one pixel of the motion right, one wrong: I = 1, U = 3
+    metric.update(half, true, reference)
+    metric.update(true, true, reference)  # exact: 1
+    assert metric.compute().item() == pytest.approx((0 + 1 / 3 + 1) / 3)
+    still = MaskChangeIoU()
+    still.update(reference[None].expand(2, 3, 3), reference[None].expand(2, 3, 3), reference)
+    assert still.compute().item() == 1.0  # nothing moved and nothing predicted to
 
 
 def test_keypoints_on_mask_pixel_convention_and_confidence() -> None:

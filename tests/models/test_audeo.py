@@ -59,6 +59,27 @@ def test_video2roll_net_is_resnet18_sized() -> None:
     assert len(net.layer1) == len(net.layer4) == 2
 
 
+def test_video2roll_net_position_heads() -> None:
+    net = Video2RollNet(num_keys=88, in_frames=15, width=8, head_grid=(1, 6),
+                        detector=(4, 2, 48))  # fmt: skip
+    assert net(torch.rand(2, 15, 32, 192)).shape == (2, 88)
+    assert net.fc.in_features == 16 * 6 and net.detector_fc.in_features == 4 * 2 * 48
+    # the heads keep where things are: a bright patch moved along the keyboard changes the
+    # keys, which the original's global average (no head) can only tell by the channels
+    net.eval()
+    x = torch.zeros(2, 15, 32, 192)
+    x[0, :, :, 10:20], x[1, :, :, 170:180] = 1.0, 1.0
+    logits = net(x)
+    assert not torch.allclose(logits[0], logits[1], atol=1e-4)
+
+
+def test_residual_roll2midi_starts_as_its_input() -> None:
+    gen = Roll2MidiGenerator(base=4, residual=True).eval()
+    x = torch.rand(2, 1, 88, 20)
+    assert torch.allclose(gen(x), x, atol=1e-3)  # an untrained refiner changes nothing
+    assert not torch.allclose(Roll2MidiGenerator(base=4).eval()(x), x, atol=0.1)
+
+
 def test_roll2midi_networks_keep_the_grid() -> None:
     gen, disc = Roll2MidiGenerator(base=4), PatchDiscriminator(base=4)
     x = torch.rand(2, 1, 51, 100)
@@ -80,6 +101,21 @@ def test_keyboard_crops_cut_the_box_and_turn_grey() -> None:
     byte = keyboard_crops(((video + 1) * 127.5).to(torch.uint8), (0.0, 0.25, 1.0, 0.25),
                           (10, 80), value_range="byte")  # fmt: skip
     assert torch.allclose(byte, crops, atol=1e-2)
+
+
+def test_keyboard_crops_in_colour() -> None:
+    video = torch.zeros(2, 3, 40, 80, dtype=torch.uint8)
+    video[:, 2, 10:20, :] = 255  # a blue band: greyscale keeps only 0.114 of it
+    crops = keyboard_crops(video, (0.0, 0.25, 1.0, 0.25), (10, 80), "byte", colour=True)
+    assert crops.shape == (2, 3, 10, 80)
+    assert crops[:, 2].min() > 0.95 and crops[:, :2].max() < 0.05
+    grey = keyboard_crops(video, (0.0, 0.25, 1.0, 0.25), (10, 80), "byte")
+    assert grey.shape == (2, 10, 80) and abs(grey.mean().item() - 0.114) < 0.01
+    # colour stacks hold the 5 frames' RGB one after the other
+    stacks = stack_context(torch.arange(4.0)[:, None, None, None].expand(4, 3, 2, 2),
+                           torch.tensor([1]))  # fmt: skip
+    assert stacks.shape == (1, 15, 2, 2)
+    assert stacks[0, :, 0, 0].tolist() == [0.0] * 6 + [1.0] * 3 + [2.0] * 3 + [3.0] * 3
 
 
 def test_stack_context_repeats_the_edges() -> None:
@@ -139,6 +175,13 @@ def test_checkpoints_load_and_refuse_others(tmp_path: Path) -> None:
         load_video2roll(r2m_path)
     with pytest.raises(FileProblem, match="not a Roll2Midi checkpoint"):
         load_roll2midi(v2r_path)
+    colour = load_video2roll(save_video2roll(tmp_path / "rgb.ckpt", colour=True,
+                                             head_grid=(1, 2), detector=(2, 2, 32)))  # fmt: skip
+    assert colour.colour and colour.net.in_frames == 15
+    video = torch.randint(0, 256, (7, 3, 24, 32), dtype=torch.uint8)
+    assert transcribe(colour.crops(video, value_range="byte"), colour)["roll"].shape == (7, 88)
+    with pytest.raises(AudiovisError, match="reads colour crops"):
+        colour.predict_probabilities(torch.rand(7, 16, 64))  # greyscale crops
     other = load_video2roll(save_video2roll(tmp_path / "v51.ckpt", key_offset=15, num_keys=51))
     with pytest.raises(FileProblem, match="refines keys 0..87 but the Video2Roll predicts"):
         load_roll2midi(r2m_path, other)

@@ -137,7 +137,7 @@ def test_audio_encoders_match_the_originals_sizes_at_16khz() -> None:
     kernels = {"default": 2, "unet": 200, "wavegan": 5}
     for kind, k in kernels.items():
         enc = audio_encoder(kind, 3200, 250, channels=4)  # the lengths do not depend on widths
-        assert enc.head.kernel_size == (k,)
+        assert isinstance(enc.head, torch.nn.Conv1d) and enc.head.kernel_size == (k,)
         assert enc(torch.randn(3, 3200)).shape == (3, 250)
     assert CriticAudioEncoder(76800, 100).head.kernel_size == (75,)  # 4.8 s
 
@@ -172,6 +172,20 @@ def test_critic_without_audio_branch_and_penalty_still_work() -> None:
     x = torch.randn(2, 8, 23, 3)
     gp = two_input_gradient_penalty(critic, x, torch.randn_like(x), torch.randn(2, 2560))
     assert torch.isfinite(gp)
+
+
+def test_critic_scores_the_same_with_its_audio_code_computed_once() -> None:
+    torch.manual_seed(0)
+    critic = AudioDanceCritic(23, 8, 2560, 16, 1, 8, 16, 4)
+    real, fake, audio = torch.randn(3, 8, 23, 3), torch.randn(3, 8, 23, 3), torch.randn(3, 2560)
+    code = critic.audio_code(audio)
+    assert code is not None
+    together = critic(torch.cat([real, fake]), audio, audio_code=code)
+    apart = torch.cat([critic(real, audio), critic(fake, audio)])
+    assert torch.allclose(together, apart, atol=1e-5)
+    with pytest.raises(ValueError, match="audio codes"):
+        critic(torch.randn(4, 8, 23, 3), audio, audio_code=code)
+    assert AudioDanceCritic(23, 8, 2560, 16, 1, 8, 16, 4, use_audio=False).audio_code(audio) is None
 
 
 def test_l1_baseline_has_no_adversarial_term_and_learns() -> None:

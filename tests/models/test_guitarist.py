@@ -25,10 +25,12 @@ from audiovis.models.guitarist import (
 )
 from audiovis.networks.guitarist import (
     AudioMaskDiscriminator,
+    AudioToMaskNet,
     GuitaristFeatures,
     PoseGuidedGenerator,
     instrument_region,
     joint_heatmaps,
+    pose_points,
 )
 from audiovis.skeleton import NUM_KEYPOINTS
 from tests.conftest import CONF, assert_ok, run_cli
@@ -199,6 +201,7 @@ def test_stage1_training_steps_lower_the_loss_and_generation_chains_windows() ->
     model = tiny_mask()
     b = batch()
     b["mask"] = b["mask"][:, :1].expand(-1, 8, -1, -1, -1).clone()  # a still performer
+    b["keypoints"] = b["keypoints"][:, :1].expand(-1, 8, -1, -1).clone()
     opt = torch.optim.Adam(model.generator.parameters(), 3e-3)
     losses = []
     for _ in range(15):
@@ -208,11 +211,84 @@ def test_stage1_training_steps_lower_the_loss_and_generation_chains_windows() ->
         total.backward()  # type: ignore[union-attr]
         opt.step()
         losses.append(float(total))
-    assert set(parts) == {"mask", "dice", "heatmap", "temporal"}
+    assert set(parts) == {"mask", "dice", "heatmap", "temporal", "pose"}
     assert losses[-1] < 0.7 * losses[0]
     with torch.no_grad():
         out = model.eval().generate(torch.randn(int(SR * 0.84)) * 0.1)  # 21 frames: 8 + 8 + 5
     assert out["mask"].shape == (21, 1, 32, 32) and out["heatmaps"].shape == (21, 9, 32, 32)
+
+
+def test_stage1_uses_a_reference_from_the_batch_when_one_is_given() -> None:
+    model = tiny_mask().eval()
+    b = batch()
+    with torch.no_grad():
+        own = model._generate(b)["mask"]
+        b["reference_keypoints"] = keypoints(2, 1)[:, 0].flip(-2)
+        b["reference_mask"] = torch.ones(2, 1, 32, 32)
+        given = model._generate(b)["mask"]
+        direct = model(b["audio"], 8, b["reference_keypoints"], b["reference_mask"])["mask"]
+    assert torch.equal(given, direct) and not torch.allclose(given, own)
+
+
+@pytest.mark.parametrize("cls", [MaskToImageGAN, PoseToImageGAN])
+def test_untrained_stage2_copies_its_reference_frame_then_learns(cls: type) -> None:
+    model = tiny_image(cls)
+    b = batch(4)
+    cond = model.condition(b["keypoints"], b["mask"]).flatten(0, 1)
+    reference = b["video"][:, :1].expand(-1, 4, -1, -1, -1).flatten(0, 1)
+    ref_cond = model.condition(b["keypoints"][:, :1], b["mask"][:, :1])
+    ref_cond = ref_cond.expand(-1, 4, -1, -1, -1).flatten(0, 1)
+    coarse, frame = model(cond, reference, ref_cond)
+    assert torch.equal(coarse, reference) and torch.equal(frame, reference)
+    # the zero output layers still let training move the frames away from the copy
+    opt = torch.optim.Adam(model.generator.parameters(), 1e-2)
+    for _ in range(3):
+        loss, _ = model.generator_loss(b)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    _, frame = model(cond, reference, ref_cond)
+    assert (frame - reference).abs().max() > 1e-3
+    plain = cls(image_size=32, base=8, depth=3, refine_base=8, refine_depth=2, d_base=8,
+                d_layers=2, residual=False)  # fmt: skip
+    assert not torch.allclose(plain(cond, reference, ref_cond)[1], reference)
+
+
+def test_stage2_changes_only_the_performer_and_its_margin() -> None:
+    model = tiny_image()  # change_margin 0.03 of 32 pixels: 1 pixel
+    b = batch(4)
+    b["mask"] = torch.zeros(2, 4, 1, 32, 32)
+    b["mask"][:, :, :, 10:20, 12:18] = 1.0  # the performer: a block; the rest stays still
+    b["mask"][:, 1:, :, 20:24, 12:18] = 1.0  # in later frames it reaches lower
+    opt = torch.optim.Adam(model.generator.parameters(), 1e-2)
+    for _ in range(3):
+        loss, _ = model.generator_loss(b)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        _, frames, _ = model._generate(b)
+    change = (frames - b["video"][:, :1].expand(-1, 4, -1, -1, -1).flatten(0, 1)).abs()
+    change = change.amax(1).view(2, 4, 32, 32)
+    assert change[:, 1:, 9:25, 11:19].max() > 1e-3  # the performer and its margin move
+    outside = torch.ones(32, 32, dtype=torch.bool)
+    outside[9:25, 11:19] = False
+    assert change[:, :, outside].max() == 0  # the rest is the reference frame exactly
+
+
+def test_stage1_pose_task_reads_the_audio_and_can_be_dropped() -> None:
+    model = tiny_mask()
+    b = batch()
+    ref = pose_points(b["keypoints"][:, 0])  # 7 joints and 2 hand centres
+    change = model.generator.pose_change(model.frontend(b["audio"]), ref, 8)
+    quiet = model.generator.pose_change(model.frontend(torch.zeros_like(b["audio"])), ref, 8)
+    assert ref.shape == (2, 9, 2) and change.shape == (2, 8, 9, 2)
+    assert not torch.allclose(change, quiet)
+    off = AudioToMaskGAN(image_size=32, sample_rate=SR, hop_length=80, n_cqt=60, n_mels=32,
+                         audio_dim=32, code_dim=32, base=8, depth=3, window=8,
+                         w_pose=0.0)  # fmt: skip
+    assert off.generator.pose_head is None
+    assert "pose" not in off.reconstruction_losses(off._generate(b), b)
 
 
 def test_gan_losses_are_finite_for_every_stage() -> None:
@@ -253,6 +329,15 @@ def test_network_shapes() -> None:
         torch.rand(3, 10, 32, 32), torch.rand(3, 3, 32, 32), torch.rand(3, 10, 32, 32)
     )
     assert coarse.shape == frame.shape == (3, 3, 32, 32) and frame.abs().max() <= 1
+    net = AudioToMaskNet(f.shape[1], 11, 9, size=32, audio_dim=16, code_dim=16, base=8,
+                         depth=3, audio_skips=True)  # fmt: skip
+    cond = torch.rand(2, 11, 32, 32)
+    logits, _ = net(f, cond, 8)
+    assert logits.shape == (2, 8, 10, 32, 32)
+    bottleneck = net.fc[0]
+    assert isinstance(bottleneck, torch.nn.Linear)
+    torch.nn.init.zeros_(bottleneck.weight)  # the bottleneck cut: the skips still carry audio
+    assert not torch.allclose(net(torch.zeros_like(f), cond, 8)[0], net(f, cond, 8)[0])
     plain = PoseGuidedGenerator(10, base=8, depth=3, refine=False)
     coarse, frame = plain(
         torch.rand(1, 10, 32, 32), torch.rand(1, 3, 32, 32), torch.rand(1, 10, 32, 32)

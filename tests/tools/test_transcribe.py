@@ -81,3 +81,20 @@ def test_bad_inputs_give_one_error_and_no_outputs(
     err = _error([*other, "--video2roll", str(narrow), "--roll2midi", str(r2m)], capsys)
     assert "refines keys 0..87" in err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_long_videos_are_decoded_again_for_the_mp4(
+    piano_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``KEEP_FRAMES_BYTES`` the frames are not held for the re-encode but decoded again;
+    a colour Video2Roll with the position heads transcribes the same way."""
+    import audiovis.tools.transcribe as tool
+
+    monkeypatch.setattr(tool, "KEEP_FRAMES_BYTES", 0)
+    v2r = save_video2roll(tmp_path / "rgb.ckpt", colour=True, head_grid=(1, 2),
+                          detector=(2, 2, 32))  # fmt: skip
+    status = main(["transcribe", str(piano_video), "--video2roll", str(v2r), "--out",
+                   str(tmp_path / "out"), "--quiet"])  # fmt: skip
+    assert status == 0
+    assert probe(tmp_path / "out" / "arpeggio.mp4")["video"]["frames"] == 40
+    assert np.load(tmp_path / "out" / "arpeggio.roll.npy").shape == (40, 88)
