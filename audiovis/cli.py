@@ -340,6 +340,7 @@ TOOLS: dict[str, Callable[[Sequence[str]], int]] = {
     "prepare": _lazy("prepare"),
     "ganterpret": _lazy("ganterpret"),
     "transcribe": _lazy("transcribe"),
+    "loop": _lazy("loop"),
 }
 
 

@@ -10,7 +10,7 @@ from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 # these train a model for a minute or more on 2 cores: `make test-all` runs them
-SLOW = {"02_apvg", "03_audeo", "04_dance", "05_guitarist", "06_ganterpretation"}
+SLOW = {"02_apvg", "03_audeo", "04_dance", "05_guitarist", "06_ganterpretation", "07_closed_loop"}
 PARAMS = [
     pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else [])
     for p in NOTEBOOKS

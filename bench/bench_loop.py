@@ -1,0 +1,218 @@
+"""The closed loop (issue 10): music → APVG's generated piano video → Audeo → music, on the
+held-out studio piano pieces, against Audeo on the studio's own rendering (the ceiling).
+
+    python -m bench.bench_loop train [--budget 1100]     # APVG on the train pieces, CPU budget
+    python -m bench.bench_loop loop [--apvg CKPT] [--video2roll CKPT] [--roll2midi CKPT]
+
+1. Data: the Audeo benchmark's piano studio set (``bench-audeo-piano-4min`` in the user cache,
+   built by ``bench/bench_audeo.py``): 10 train pieces, one val and one test piece. Neither
+   APVG nor Audeo trains on the val/test pieces, so both are held out for the loop.
+2. ``train``: ``lightning fit --config experiments/apvg.yaml --config
+   experiments/apvg_piano.yaml`` on that root, in this process on one thread, stopped after
+   ``--budget`` process CPU seconds (``audiovis.callbacks.CPUBudget``; loader workers off so
+   every cycle is counted; no validation, the held-out pieces are the loop's). The checkpoint
+   is ``<cache>/bench-loop/apvg_piano/checkpoints/last.ckpt``.
+3. ``loop``: ``audiovis loop --midi notes.mid`` for each held-out piece (its score, rendered
+   to audio by the studio's synth as the dataset was), with the Audeo checkpoints of the zoo
+   (``<cache>/zoo/audeo_video2roll.ckpt``, ``audeo_roll2midi.ckpt``), and writes
+   bench/results/loop_closed.json: per piece and pooled over the pieces, note-onset P/R/F1
+   (mir_eval, 50 ms) and frame F1 of the loop and of the ceiling at each stage (Video2Roll
+   thresholded, Roll2Midi), and the keys read straight off the generated frames' pixels
+   (APVG's own accuracy, without Audeo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import write_result
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = "bench-audeo-piano-4min"
+SHARED = "2 CPU cores shared with the lead's and other helpers' jobs"
+
+
+def cache() -> Path:
+    from audiovis.data.cache import user_cache_dir
+
+    return user_cache_dir()
+
+
+def load() -> str:
+    return " ".join(f"{v}" for v in Path("/proc/loadavg").read_text().split()[:3])
+
+
+def train(budget: float, out: Path) -> None:
+    import torch
+
+    from audiovis.cli import run_lightning
+
+    torch.set_num_threads(1)
+    root = cache() / DATA
+    if not (root / "manifest.json").is_file():
+        raise SystemExit(f"{root}: missing; build it with `python -m bench.bench_audeo`")
+    load_before = load()
+    start, wall = time.process_time(), time.perf_counter()
+    cli = run_lightning([
+        "fit", "--config", str(REPO / "experiments/apvg.yaml"),
+        "--config", str(REPO / "experiments/apvg_piano.yaml"),
+        "--data.root", str(root), "--data.num_workers", "0",
+        "--trainer.default_root_dir", str(out), "--trainer.max_epochs", "1000",
+        "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
+        "--trainer.callbacks+=audiovis.callbacks.CPUBudget",
+        f"--trainer.callbacks.seconds={budget}",
+    ])  # fmt: skip
+    trainer = cli.trainer
+    last = out / "checkpoints" / "last.ckpt"
+    if not last.is_file():  # a budget stop mid-epoch with no validation: save it here
+        trainer.save_checkpoint(last)
+    record = {
+        "cpu_budget_s": budget,
+        "cpu_seconds": round(time.process_time() - start, 1),
+        "wall_seconds": round(time.perf_counter() - wall, 1),
+        "epochs": trainer.current_epoch,
+        "optimizer_steps": trainer.global_step,
+        "load_average_before": load_before,
+        "load_average_after": load(),
+        "threads": torch.get_num_threads(),
+        "metrics": {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()},
+        "checkpoint": str(out / "checkpoints" / "last.ckpt"),
+    }
+    (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+def held_out(root: Path) -> list[Path]:
+    from audiovis.data.schema import read_manifest
+
+    return [root / p["name"] for p in read_manifest(root).performances
+            if p["split"] in ("val", "test") and p["instrument"] == "piano"]  # fmt: skip
+
+
+def pooled(reports: list[dict[str, Any]], part: str, stage: str) -> dict[str, float] | None:
+    """Note-onset and frame scores pooled over pieces (matches and counts summed)."""
+    rows = [r[part][stage] for r in reports if r.get(part) and r[part].get(stage)]
+    if not rows:
+        return None
+    m = sum(r["onset_matches"] for r in rows)
+    ref = sum(r["reference_notes"] for r in rows)
+    est = sum(r["estimated_notes"] for r in rows)
+    tp, fp, fn = (sum(r[f"frame_{k}"] for r in rows) for k in ("tp", "fp", "fn"))
+    p, r_ = (m / est if est else 0.0), (m / ref if ref else 0.0)
+    fp_ = tp / (tp + fp) if tp + fp else 0.0
+    fr = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "onset_precision": round(p, 4),
+        "onset_recall": round(r_, 4),
+        "onset_f1": round(2 * m / (ref + est) if ref + est else 0.0, 4),
+        "frame_precision": round(fp_, 4),
+        "frame_recall": round(fr, 4),
+        "frame_f1": round(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0, 4),
+        "reference_notes": ref,
+        "estimated_notes": est,
+    }
+
+
+def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool) -> None:
+    import torch
+
+    from audiovis.tools.loop import main as loop_main
+
+    torch.set_num_threads(1)
+    for path in (apvg, video2roll, roll2midi):
+        if not path.is_file():
+            raise SystemExit(f"{path}: missing (train APVG with `python -m bench.bench_loop "
+                             "train`; the Audeo checkpoints come from the zoo)")  # fmt: skip
+    root = cache() / DATA
+    pieces = held_out(root)
+    reports, wall, start = [], time.perf_counter(), time.process_time()
+    load_before = load()
+    for folder in pieces:
+        target = out / folder.name
+        status = loop_main(["--midi", str(folder / "notes.mid"), "--apvg", str(apvg),
+                            "--video2roll", str(video2roll), "--roll2midi", str(roll2midi),
+                            "--out", str(target), "--quiet"])  # fmt: skip
+        if status:
+            raise SystemExit(status)
+        reports.append(json.loads((target / "report.json").read_text()))
+    figures: dict[str, Any] = {"held_out_pieces": [p.name for p in pieces]}
+    for part in ("loop", "ceiling"):
+        figures[part] = {s: pooled(reports, part, s) for s in ("video2roll", "roll2midi")}
+    figures["generated_keys_by_pixels"] = pooled(reports, "apvg", "keys_by_pixels")
+    figures["ground_truth_roll"] = pooled(reports, "reference", "roll")
+    loop_f1 = figures["loop"]["roll2midi"]["onset_f1"]
+    ceiling_f1 = figures["ceiling"]["roll2midi"]["onset_f1"]
+    figures["target"] = {
+        "loop_onset_f1_at_least_0.8": loop_f1 >= 0.8,
+        "within_0.1_of_ceiling": ceiling_f1 - loop_f1 <= 0.1,
+        "gap_to_ceiling": round(ceiling_f1 - loop_f1, 4),
+    }
+    figures["per_piece"] = {}
+    for folder, report in zip(pieces, reports, strict=True):
+        stages = {"apvg_keys_by_pixels": report["apvg"]["keys_by_pixels"]}
+        for part in ("loop", "ceiling"):
+            stages.update({f"{part}_{s}": report[part][s] for s in ("video2roll", "roll2midi")})
+        figures["per_piece"][folder.name] = {
+            name: {k: v[k] for k in ("onset_precision", "onset_recall", "onset_f1", "frame_f1")}
+            for name, v in stages.items()
+        }
+    figures["cpu_seconds"] = round(time.process_time() - start, 1)
+    figures["wall_seconds"] = round(time.perf_counter() - wall, 1)
+    figures["load_average"] = {"before": load_before, "after": load()}
+    training = apvg.parent.parent / "training.json"
+    config: dict[str, Any] = {
+        "data": str(root),
+        "apvg": str(apvg),
+        "apvg_training": json.loads(training.read_text()) if training.is_file() else None,
+        "video2roll": str(video2roll),
+        "roll2midi": str(roll2midi),
+        "audeo_checkpoints": "final (the Audeo helper's zoo)"
+        if final
+        else "DEVELOPMENT ONLY: not the zoo's Audeo checkpoints",
+        "apvg_config": "experiments/apvg.yaml + experiments/apvg_piano.yaml",
+        "note_onset_tolerance_s": 0.05,
+        "threads": 1,
+        "shared_machine": SHARED,
+    }
+    zoo = cache() / "zoo" / "audeo.json"
+    if zoo.is_file():
+        config["audeo_zoo"] = json.loads(zoo.read_text())
+    write_result("loop", "closed" if final else "closed_dev", config, figures)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="what")
+    t = sub.add_parser("train", help="train APVG on the piano pieces within a CPU budget")
+    t.add_argument("--budget", type=float, default=1100.0, help="process CPU seconds")
+    t.add_argument("--out", type=Path, help="run folder (default <cache>/bench-loop/apvg_piano)")
+    lp = sub.add_parser("loop", help="run the loop on the held-out pieces")
+    lp.add_argument("--apvg", type=Path, help="APVG checkpoint (default: the train step's)")
+    lp.add_argument("--video2roll", type=Path, help="default <cache>/zoo/audeo_video2roll.ckpt")
+    lp.add_argument("--roll2midi", type=Path, help="default <cache>/zoo/audeo_roll2midi.ckpt")
+    lp.add_argument("--out", type=Path, help="outputs (default <cache>/bench-loop/outputs)")
+    args = parser.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    base = cache() / "bench-loop"
+    if args.what == "train":
+        train(args.budget, args.out or base / "apvg_piano")
+    elif args.what == "loop":
+        zoo = cache() / "zoo"
+        v2r = args.video2roll or zoo / "audeo_video2roll.ckpt"
+        r2m = args.roll2midi or zoo / "audeo_roll2midi.ckpt"
+        final = v2r == zoo / "audeo_video2roll.ckpt" and r2m == zoo / "audeo_roll2midi.ckpt"
+        apvg = args.apvg or base / "apvg_piano" / "checkpoints" / "last.ckpt"
+        loop(apvg, v2r, r2m, args.out or base / "outputs", final)
+    else:
+        parser.print_help()
+
+
+if __name__ == "__main__":
+    main()
