@@ -20,7 +20,7 @@ from audiovis.errors import AudiovisError, FileProblem
 from audiovis.losses import hinge_discriminator_loss, hinge_generator_loss
 from audiovis.media import draw_skeleton, hstack_videos, to_uint8
 from audiovis.metrics.video import FrameMetrics, KeypointDistance
-from audiovis.models.base import GANModule
+from audiovis.models.base import GANModule, read_checkpoint
 from audiovis.networks.coarse import CoarseVideoGeneratorNet
 from audiovis.networks.discriminators import AudioVideoDiscriminator
 from audiovis.networks.keypoints import KeypointPredictorNet, dlt_heatmaps
@@ -180,13 +180,8 @@ class APVG(GANModule):
             FileProblem: the file is missing, not a checkpoint, or holds no fitting weights.
         """
         path = Path(path).expanduser()
-        if not path.is_file():
-            raise FileProblem(path, "missing (APVG.init_from)")
-        try:
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise FileProblem(path, f"not a readable checkpoint ({type(err).__name__})") from None
-        weights = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else {}
+        ckpt = read_checkpoint(path, "missing (APVG.init_from)")
+        weights = ckpt.get("state_dict", ckpt)
         prefix = COMPONENTS[component]
         part = {k[len(prefix) :]: v for k, v in weights.items() if k.startswith(prefix)}
         target = getattr(self.generator, component, None) if component != "discriminator" \
@@ -493,14 +488,9 @@ def load_apvg(path: str | Path) -> APVG:
     """A trained APVG from its checkpoint (front-end included), in eval mode, or one clear
     error: a missing or unreadable file, or a checkpoint of another model."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileProblem(path, "no such APVG checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise FileProblem(path, f"not a readable checkpoint ({type(err).__name__})") from None
-    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
-    hparams = dict(ckpt.get("hyper_parameters", {})) if isinstance(ckpt, dict) else {}
+    ckpt = read_checkpoint(path, "no such APVG checkpoint")
+    state = ckpt.get("state_dict", {})
+    hparams = dict(ckpt.get("hyper_parameters", {}))
     if not any(k.startswith("generator.") for k in state) or "average_keypoints" not in state:
         raise FileProblem(path, "is not an APVG checkpoint")
     # the weights come from this file: stage checkpoints and VGG files are not reloaded

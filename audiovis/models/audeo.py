@@ -22,7 +22,7 @@ from audiovis.errors import AudiovisError, FileProblem
 from audiovis.losses import lsgan_discriminator_loss, lsgan_generator_loss
 from audiovis.media import draw_roll, to_uint8
 from audiovis.metrics.transcription import FrameMetrics
-from audiovis.models.base import AudioVisualModule, GANModule
+from audiovis.models.base import AudioVisualModule, GANModule, read_checkpoint
 from audiovis.music import NUM_KEYS, fit_length, roll_to_midi, synthesize
 from audiovis.networks.audeo import PatchDiscriminator, Roll2MidiGenerator, Video2RollNet
 
@@ -574,14 +574,9 @@ class Roll2Midi(GANModule):
 def load_video2roll(path: str | os.PathLike[str]) -> Video2Roll:
     """A trained Video2Roll from its checkpoint, or one clear error."""
     path = Path(path)
-    if not path.is_file():
-        raise FileProblem(path, "no such Video2Roll checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise FileProblem(path, f"not a readable checkpoint ({type(err).__name__})") from None
-    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
+    ckpt = read_checkpoint(path, "no such Video2Roll checkpoint")
+    hparams = ckpt.get("hyper_parameters", {})
+    state = ckpt.get("state_dict", {})
     if not any(k.startswith("net.") for k in state) or "num_keys" not in hparams:
         raise FileProblem(path, "is not a Video2Roll checkpoint")
     names = set(inspect.signature(Video2Roll.__init__).parameters) - {"self", "optimizer"}
@@ -599,14 +594,9 @@ def load_roll2midi(path: str | os.PathLike[str], video2roll: Video2Roll | None =
     """A trained Roll2Midi (with the Video2Roll inside it), or one clear error; with
     ``video2roll``, its key range must be the one the Roll2Midi was trained on."""
     path = Path(path)
-    if not path.is_file():
-        raise FileProblem(path, "no such Roll2Midi checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise FileProblem(path, f"not a readable checkpoint ({type(err).__name__})") from None
-    hparams = ckpt.get("hyper_parameters", {}) if isinstance(ckpt, dict) else {}
-    state = ckpt.get("state_dict", {}) if isinstance(ckpt, dict) else {}
+    ckpt = read_checkpoint(path, "no such Roll2Midi checkpoint")
+    hparams = ckpt.get("hyper_parameters", {})
+    state = ckpt.get("state_dict", {})
     config = hparams.get("video2roll_config")
     if not any(k.startswith("generator.") for k in state) or not isinstance(config, dict):
         raise FileProblem(path, "is not a Roll2Midi checkpoint")

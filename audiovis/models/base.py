@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
@@ -13,7 +14,7 @@ import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 
-from audiovis.errors import AudiovisError
+from audiovis.errors import AudiovisError, FileProblem
 
 
 class NonFiniteLossError(AudiovisError):
@@ -158,3 +159,20 @@ def _batch_size(batch: dict[str, Any]) -> int:
         if isinstance(value, Tensor) and value.dim() > 0:
             return int(value.shape[0])
     return 1
+
+
+def read_checkpoint(path: str | os.PathLike[str], missing: str = "no such checkpoint"
+                    ) -> dict[str, Any]:  # fmt: skip
+    """A checkpoint's contents, loaded with ``weights_only=True`` onto the CPU.
+
+    Raises:
+        FileProblem: the file is missing (``missing`` says what was expected) or unreadable.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileProblem(path, missing)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors all mean "not a checkpoint"
+        raise FileProblem(path, f"not a readable checkpoint ({type(err).__name__})") from None
+    return ckpt if isinstance(ckpt, dict) else {}
