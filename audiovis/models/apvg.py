@@ -496,8 +496,9 @@ def load_apvg(path: str | Path) -> APVG:
     # the weights come from this file: stage checkpoints and VGG files are not reloaded
     hparams.pop("init_from", None)
     hparams.pop("vgg_weights", None)
-    names = set(inspect.signature(APVG.__init__).parameters) - {"self"}
-    spec = ckpt.get("audiovis_frontend")
+    names = set(inspect.signature(APVG.__init__).parameters) - {"self", "frontend"}
+    spec = ckpt.get("audiovis_frontend") or hparams.get("frontend")
+    spec = spec if isinstance(spec, dict) else None
     try:
         frontend = AudioFrontEnd.from_spec(spec) if spec else None
         model = APVG(frontend, **{k: v for k, v in hparams.items() if k in names})

@@ -260,6 +260,10 @@ def test_load_apvg_rebuilds_the_model_with_its_front_end(tmp_path: Path) -> None
     mine = back.generate(audio[0])["frames"]
     torch.manual_seed(3)
     torch.testing.assert_close(mine, model.eval().generate(audio[0])["frames"])
+    # a front-end spec written among the hyperparameters (by hand) is read too
+    spec = ckpt.pop("audiovis_frontend")
+    torch.save({**ckpt, "hyper_parameters": {**ckpt["hyper_parameters"], "frontend": spec}}, path)
+    assert isinstance(load_apvg(path).frontend, LogMel)
     with pytest.raises(FileProblem, match="no such APVG checkpoint"):
         load_apvg(tmp_path / "nope.ckpt")
     other = tmp_path / "other.ckpt"
