@@ -71,3 +71,18 @@ def bce_generator_loss(fake_logits: Tensor) -> Tensor:
 def total_variation(x: Tensor, dim: int = 1) -> Tensor:
     """Mean absolute difference between neighbours along ``dim`` (time for sequences)."""
     return x.diff(dim=dim).abs().mean()
+
+
+def change_weighted_l1(fake: Tensor, real: Tensor, weight: float = 0.0) -> Tensor:
+    """L1 between clips (B, T, C, H, W) with pixels that change over time weighted up.
+
+    Each pixel of frame t counts ``1 + weight * |real_t - real_{t-1}|`` (mean over channels,
+    frame 0 against itself), so small moving parts — a pressed key, a fingertip — are not
+    drowned by the still background. ``weight = 0`` is the plain L1.
+    """
+    error = (fake - real).abs()
+    if weight == 0.0:
+        return error.mean()
+    change = torch.zeros_like(real[:, :, :1])
+    change[:, 1:] = (real[:, 1:] - real[:, :-1]).abs().mean(dim=2, keepdim=True)
+    return ((1.0 + weight * change.detach()) * error).mean()

@@ -11,6 +11,7 @@ from torch import Tensor
 from audiovis.losses import (
     bce_discriminator_loss,
     bce_generator_loss,
+    change_weighted_l1,
     gradient_penalty,
     hinge_discriminator_loss,
     hinge_generator_loss,
@@ -150,3 +151,12 @@ def test_gradient_penalty_of_a_quadratic_critic() -> None:
     # the samples are detached: the penalty trains only the critic, never the generator
     assert real.grad is None
     assert fake.grad is None
+
+
+def test_change_weighted_l1_weights_the_changing_pixels() -> None:
+    # two frames of 1x1x2 pixels: pixel 0 stays at 0, pixel 1 goes 0 -> 1
+    real = torch.tensor([[[[[0.0, 0.0]]], [[[0.0, 1.0]]]]])  # (B=1, T=2, C=1, H=1, W=2)
+    fake = torch.zeros_like(real) + 0.5
+    assert change_weighted_l1(fake, real).item() == pytest.approx(0.5)  # plain L1
+    # errors .5 everywhere; the changed pixel weighs 1 + 3 * 1 = 4: (.5 + .5 + .5 + 4 * .5) / 4
+    assert change_weighted_l1(fake, real, 3.0).item() == pytest.approx(3.5 / 4)

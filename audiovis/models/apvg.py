@@ -17,7 +17,7 @@ from torch import Tensor
 from audiovis.audio import CQT, AudioFrontEnd, frames_to_video_rate
 from audiovis.callbacks import MediaSample
 from audiovis.errors import AudiovisError, FileProblem
-from audiovis.losses import hinge_discriminator_loss, hinge_generator_loss
+from audiovis.losses import change_weighted_l1, hinge_discriminator_loss, hinge_generator_loss
 from audiovis.media import draw_skeleton, hstack_videos, to_uint8
 from audiovis.metrics.video import FrameMetrics, KeypointDistance
 from audiovis.models.base import GANModule, read_checkpoint
@@ -77,6 +77,9 @@ class APVG(GANModule):
             ``False`` decodes whole frames as the paper.
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
+        w_change: extra weight of the coarse and final frames' L1 where the real video
+            changes from frame to frame (:func:`~audiovis.losses.change_weighted_l1`); 0 is
+            the paper's plain L1.
         vgg_weights: a local VGG-19 state dict for the perceptual loss (random VGG otherwise).
         stage: ``joint``, ``khp``, ``cvg`` or ``final`` (see above).
         d_frames: frames of each clip the discriminator judges per step (``None``: all);
@@ -113,6 +116,7 @@ class APVG(GANModule):
         w_l1: float = 10.0,
         w_perceptual: float = 1.0,
         w_adv: float = 0.05,
+        w_change: float = 0.0,
         vgg_weights: str | None = None,
         generator_optimizer: OptimizerCallable = torch.optim.Adam,
         discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
@@ -162,6 +166,7 @@ class APVG(GANModule):
             "perceptual": w_perceptual,
             "adv": w_adv,
         }
+        self.w_change = w_change
         self.average_keypoints: Tensor
         self.reference_frame: Tensor
         self.initialised: Tensor
@@ -333,7 +338,7 @@ class APVG(GANModule):
             assert g.cvg is not None
             # teacher forcing: each frame decodes from the real previous one, in one pass
             coarse, _ = g.cvg(feats, video.shape[1], video[:, 0], teacher_frames=video)
-            losses = {"coarse": F.l1_loss(coarse, video)}
+            losses = {"coarse": change_weighted_l1(coarse, video, self.w_change)}
         total = sum(self.weights[k] * v for k, v in losses.items())
         return total, {f"train/{k}": v.detach() for k, v in losses.items()}  # type: ignore[return-value]
 
@@ -401,11 +406,12 @@ class APVG(GANModule):
 
         In the ``final`` stage only the final frames' L1 counts: the rest is frozen.
         """
-        l1 = F.l1_loss(out["frames"], batch["video"])
+        video = batch["video"]
+        l1 = change_weighted_l1(out["frames"], video, self.w_change)
         if self.stage == "final":
             return {"l1": l1}
-        return {**self.keypoint_losses(out, batch),
-                "coarse": F.l1_loss(out["coarse"], batch["video"]), "l1": l1}  # fmt: skip
+        coarse = change_weighted_l1(out["coarse"], video, self.w_change)
+        return {**self.keypoint_losses(out, batch), "coarse": coarse, "l1": l1}
 
     # ------------------------------------------------------------------------- evaluation
 
