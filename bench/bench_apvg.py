@@ -4,10 +4,15 @@ budget on the embedded default data (held-out pieces).
     python -m bench.bench_apvg speed [--size 128]
     python -m bench.bench_apvg learning [--budget 600] [--size 64] [--variants full no_cvg no_khp]
         [--instrument cello] [--workdir runs/bench_apvg]
+    python -m bench.bench_apvg keypoints [--budget 150] [--instrument cello]
 
 ``speed`` writes bench/results/apvg_speed.json: frames generated per second from audio (fp32 and
 bf16 autocast, which uses the CPU's AMX/AVX-512 bf16 units where present), training clips per
 second (bf16-mixed, batch 4 of 16 frames) and the peak resident memory.
+
+``keypoints`` writes bench/results/apvg_keypoints.json: the KHP stage alone under each pose
+condition (the paper's average pose; our ``first_pose``: a change to the clip's first pose),
+scored on the test piece against always predicting the average pose and holding the first pose.
 
 ``learning`` writes bench/results/apvg_learning.json: each variant runs the paper's stage-wise
 schedule (KHP, then CVG, then STU + discriminator; SCHEDULE below) within the same CPU budget
@@ -223,6 +228,55 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
         "threads": torch.get_num_threads()}, results)  # fmt: skip
 
 
+def static_first_pose_distance(dm: AudioVisualDataModule) -> float:
+    """Holding each test clip's first pose still: the baseline of the ``first_pose`` KHP."""
+    metric = KeypointDistance()
+    for batch in dm.test_dataloader():
+        true = batch["keypoints"]
+        metric.update(true[:, :1, :, :2].expand(*true.shape[:-1], 2), true)
+    return float(metric.compute())
+
+
+def keypoints(size: int, budget: float, instrument: str, workdir: Path) -> None:
+    """The KHP stage alone, ``budget`` CPU seconds per pose condition (best epoch on the val
+    piece), scored on the test piece against both static baselines."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    dm = AudioVisualDataModule(sample_rate=SAMPLE_RATE, image_size=size, clip_frames=16,
+                               batch_size=8, num_workers=0,
+                               select={"instrument": [instrument]})  # fmt: skip
+    results: dict[str, Any] = {}
+    for condition in ("average", "first_pose"):
+        pl.seed_everything(0)
+        model = build_model(size, stage="khp", khp_condition=condition)
+        ckpt = workdir / f"khp_{condition}.ckpt"
+        info = _fit_stage(model, dm, budget, ckpt, keep_best=True)
+        pl.seed_everything(0)
+        final = build_model(size, stage="khp", khp_condition=condition,
+                            init_from={"khp": str(ckpt)})  # fmt: skip
+        tester = pl.Trainer(logger=False, precision="bf16-mixed", enable_progress_bar=False,
+                            enable_model_summary=False)  # fmt: skip
+        scores = tester.test(final, dm, verbose=False)[0]
+        results[condition] = {
+            "keypoint_distance": round(scores["test/keypoint_distance"], 4),
+            **{k: round(v, 4) if isinstance(v, float) else v for k, v in info.items()},
+        }
+        results.setdefault("average_pose_distance", round(average_pose_distance(final, dm), 4))
+        print(condition, results[condition], flush=True)
+    results["static_first_pose_distance"] = round(static_first_pose_distance(dm), 4)
+    for condition in ("average", "first_pose"):
+        results[f"{condition}_ratio_to_average_pose"] = round(
+            results[condition]["keypoint_distance"] / results["average_pose_distance"], 3
+        )
+        results[f"{condition}_ratio_to_static_first_pose"] = round(
+            results[condition]["keypoint_distance"] / results["static_first_pose_distance"], 3
+        )
+    write_result("apvg", "keypoints", {
+        "size": size, "cpu_budget_s_per_condition": budget, "instrument": instrument,
+        "selection": "best val/loss epoch (val piece)", "batch": 8, "clip_frames": 16,
+        "precision": "bf16-mixed", "threads": torch.get_num_threads(),
+        "load_average": Path("/proc/loadavg").read_text().split()[:3]}, results)  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -239,8 +293,15 @@ def main() -> None:
     learn.add_argument("--instrument", default="cello")
     learn.add_argument("--workdir", type=Path, default=Path("runs/bench_apvg"),
                        help="where the stage checkpoints go")  # fmt: skip
+    kp = sub.add_parser("keypoints")
+    kp.add_argument("--size", type=int, default=64)
+    kp.add_argument("--budget", type=float, default=150.0, help="CPU seconds per condition")
+    kp.add_argument("--instrument", default="cello")
+    kp.add_argument("--workdir", type=Path, default=Path("runs/bench_apvg_khp"))
     args = parser.parse_args()
-    if args.what == "learning":
+    if args.what == "keypoints":
+        keypoints(args.size, args.budget, args.instrument, args.workdir)
+    elif args.what == "learning":
         learning(args.size, args.budget, args.variants, args.instrument, args.workdir)
     else:  # `audiovis bench` runs the quick part
         speed(getattr(args, "size", 128), getattr(args, "seconds", 8.0))

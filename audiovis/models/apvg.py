@@ -70,6 +70,12 @@ class APVG(GANModule):
         image_size: frame side.
         fps: video frame rate.
         sample_rate: audio rate.
+        khp_condition: the KHP's pose condition. ``average`` (the paper): the training set's
+            average keypoints. ``first_pose`` (ours): the performer's pose at the frame
+            generation starts from — the clip's first frame in training and evaluation, the
+            reference frame's (or the previous window's last predicted pose) in generation —
+            and the KHP predicts a change to it, so a performer unlike the average is
+            followed from where they stand.
         heatmap_radius: DLT tent radius in pixels (1 = the paper's formula at 256 px).
         cvg_channels: width of the CVG decoder.
         cvg_residual: the CVG decodes a change to the previous frame and starts by repeating
@@ -105,6 +111,7 @@ class APVG(GANModule):
         use_gru: bool = True,
         use_average: bool = True,
         use_dlt: bool = True,
+        khp_condition: Literal["average", "first_pose"] = "average",
         heatmap_radius: float = 2.0,
         cvg_channels: int = 32,
         cvg_residual: bool = True,
@@ -147,7 +154,12 @@ class APVG(GANModule):
         self.frontend = frontend or CQT(sample_rate, hop_length=256, n_bins=84)
         feats = self.frontend.num_features
         self.image_size, self.fps, self.sample_rate = image_size, fps, sample_rate
-        khp = KeypointPredictorNet(feats, NUM_KEYPOINTS, use_average=use_average) \
+        if khp_condition not in ("average", "first_pose"):
+            raise AudiovisError(f"APVG.khp_condition: {khp_condition!r}; "
+                                "known: 'average', 'first_pose'")  # fmt: skip
+        self.khp_condition = khp_condition
+        khp = KeypointPredictorNet(feats, NUM_KEYPOINTS, use_average=use_average,
+                                   residual=khp_condition == "first_pose") \
             if use_khp else None  # fmt: skip
         cvg = CoarseVideoGeneratorNet(feats, image_size, channels=cvg_channels,
                                       residual=cvg_residual) if use_cvg else None  # fmt: skip
@@ -168,9 +180,11 @@ class APVG(GANModule):
         }
         self.w_change = w_change
         self.average_keypoints: Tensor
+        self.reference_keypoints: Tensor
         self.reference_frame: Tensor
         self.initialised: Tensor
         self.register_buffer("average_keypoints", torch.full((NUM_KEYPOINTS, 3), 0.5))
+        self.register_buffer("reference_keypoints", torch.full((NUM_KEYPOINTS, 3), 0.5))
         self.register_buffer("reference_frame", torch.zeros(3, image_size, image_size))
         self.register_buffer("initialised", torch.tensor(False))
         self.val_frames, self.test_frames = FrameMetrics("val/"), FrameMetrics("test/")
@@ -202,10 +216,17 @@ class APVG(GANModule):
             raise FileProblem(path, f"{component} weights do not fit this model ({first})") \
                 from None  # fmt: skip
         if component in ("khp", "cvg"):
-            for name in ("average_keypoints", "reference_frame", "initialised"):
+            for name in ("average_keypoints", "reference_keypoints", "reference_frame",
+                         "initialised"):  # fmt: skip
                 if name in weights and weights[name].shape == getattr(self, name).shape:
                     getattr(self, name).copy_(weights[name])
         rank_zero_info(f"APVG: {component} loaded from {path}")
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # checkpoints from before the reference pose was kept: the average stands in
+        state = checkpoint.get("state_dict", {})
+        if "average_keypoints" in state:
+            state.setdefault("reference_keypoints", state["average_keypoints"].clone())
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the front-end is injected, so not among the hyperparameters: keep its spec apart
@@ -223,9 +244,11 @@ class APVG(GANModule):
         dataset = getattr(datamodule, "datasets", {}).get("train")
         if dataset is None:
             return
-        keypoints, frames = [], []
+        keypoints, frames, first_pose = [], [], None
         for files in dataset.performances:
-            keypoints.append(np.load(files.arrays["keypoints"], mmap_mode="r")[::5])
+            poses = np.load(files.arrays["keypoints"], mmap_mode="r")
+            keypoints.append(poses[::5])
+            first_pose = np.array(poses[0]) if first_pose is None else first_pose
             frames.append(np.array(np.load(files.arrays["video"], mmap_mode="r")[0]))
         kp = torch.from_numpy(np.concatenate(keypoints)).float()  # (N, K, 3)
         conf = kp[..., 2:3]
@@ -233,6 +256,8 @@ class APVG(GANModule):
         self.average_keypoints.copy_(torch.cat([mean_xy, conf.mean(0)], -1))
         first = torch.from_numpy(frames[0]).permute(2, 0, 1).float() / 127.5 - 1
         self.reference_frame.copy_(first)
+        assert first_pose is not None
+        self.reference_keypoints.copy_(torch.from_numpy(first_pose).float())
         if self.generator.khp is not None and "khp" not in self.init_from:
             self.generator.khp.start_at(self.average_keypoints)
         self.initialised.fill_(True)
@@ -245,6 +270,7 @@ class APVG(GANModule):
         num_frames: int,
         first_frame: Tensor | None = None,
         state: dict[str, Any] | None = None,
+        first_pose: Tensor | None = None,
     ) -> dict[str, Any]:
         """Generate ``num_frames`` frames from a window of audio.
 
@@ -254,6 +280,9 @@ class APVG(GANModule):
             first_frame: (B, 3, H, W) the frame before the window (the reference frame when
                 ``None`` and no state).
             state: what the previous window returned, to chain windows.
+            first_pose: (B, K, 2+) the performer's keypoints at ``first_frame``, the KHP's
+                condition with ``khp_condition="first_pose"`` (the reference frame's pose
+                when ``None`` and no state).
 
         Returns:
             dict with ``keypoints`` (B, T, K, 2), ``heatmap`` (B, T, 1, H, W), ``coarse`` and
@@ -266,7 +295,8 @@ class APVG(GANModule):
         g = self.generator
         average = self.average_keypoints[None, :, :2].expand(b, -1, -1)
         if g.khp is not None:
-            keypoints = g.khp(feats, num_frames, average)  # (B, T, K, 2)
+            condition = self._condition(b, first_pose, state)
+            keypoints = g.khp(feats, num_frames, condition)  # (B, T, K, 2)
         else:
             keypoints = average[:, None].expand(-1, num_frames, -1, -1)
         points = self._points(keypoints)
@@ -288,8 +318,22 @@ class APVG(GANModule):
             "coarse": coarse,
             "frames": frames,
             "audio_feat": audio_feat,
-            "state": {"cvg": cvg_state, "stu": stu_state},
+            "state": {"cvg": cvg_state, "stu": stu_state, "pose": keypoints[:, -1].detach()},
         }
+
+    def _condition(self, batch: int, first_pose: Tensor | None,
+                   state: dict[str, Any]) -> Tensor:  # fmt: skip
+        """The KHP's pose condition (B, K, 2): the average pose, or with ``first_pose``
+        the previous window's last pose, the given first pose, or the reference frame's."""
+        if self.khp_condition == "average":
+            pose = self.average_keypoints
+        elif state.get("pose") is not None:
+            pose = state["pose"]
+        elif first_pose is not None:
+            pose = first_pose
+        else:
+            pose = self.reference_keypoints
+        return pose[..., :2].expand(batch, -1, -1)
 
     def _points(self, keypoints: Tensor) -> Tensor:
         """(B, T, K, 2) → (B, T, K, 3) with the joints the instrument's performers show."""
@@ -304,8 +348,9 @@ class APVG(GANModule):
         return dlt_heatmaps(points, self.image_size, radius=self.heatmap_radius, clamp=True)
 
     def _generate(self, batch: dict[str, Tensor]) -> dict[str, Any]:
-        video = batch["video"]
-        return self(batch["audio"], video.shape[1], video[:, 0])
+        video, keypoints = batch["video"], batch.get("keypoints")
+        return self(batch["audio"], video.shape[1], video[:, 0],
+                    first_pose=None if keypoints is None else keypoints[:, 0])  # fmt: skip
 
     # --------------------------------------------------------------------------- stages
 
@@ -329,9 +374,8 @@ class APVG(GANModule):
         feats = self.frontend(batch["audio"])
         if self.stage == "khp":
             assert g.khp is not None
-            b = video.shape[0]
-            average = self.average_keypoints[None, :, :2].expand(b, -1, -1)
-            keypoints = g.khp(feats, video.shape[1], average)
+            first = batch["keypoints"][:, 0]
+            keypoints = g.khp(feats, video.shape[1], self._condition(len(video), first, {}))
             out = {"keypoints": keypoints, "heatmap": self._heatmap(keypoints)}
             losses = self.keypoint_losses(out, batch)
         else:
@@ -499,6 +543,7 @@ def load_apvg(path: str | Path) -> APVG:
     hparams = dict(ckpt.get("hyper_parameters", {}))
     if not any(k.startswith("generator.") for k in state) or "average_keypoints" not in state:
         raise FileProblem(path, "is not an APVG checkpoint")
+    state.setdefault("reference_keypoints", state["average_keypoints"].clone())  # older files
     # the weights come from this file: stage checkpoints and VGG files are not reloaded
     hparams.pop("init_from", None)
     hparams.pop("vgg_weights", None)

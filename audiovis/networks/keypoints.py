@@ -130,6 +130,9 @@ class KeypointPredictorNet(nn.Module):
         motion_dim: width of the motion feature and of the instrument feature.
         use_average: condition on the average keypoints (False: ablation "w/o average").
         use_motion: use the audio motion feature (False: the average alone, a static pose).
+        residual: predict a change to the condition pose (in logit space, starting at zero)
+            instead of the pose itself; for a condition that is the performer's own pose at
+            the window's first frame, where holding still is the natural start.
     """
 
     def __init__(
@@ -140,8 +143,10 @@ class KeypointPredictorNet(nn.Module):
         motion_dim: int = 128,
         use_average: bool = True,
         use_motion: bool = True,
+        residual: bool = False,
     ) -> None:
         super().__init__()
+        self.residual = residual
         if not (use_average or use_motion):
             raise ValueError("KeypointPredictorNet needs use_average or use_motion")
         self.num_keypoints, self.use_average, self.use_motion = (
@@ -157,6 +162,9 @@ class KeypointPredictorNet(nn.Module):
         )
         self.lstm = nn.LSTM(motion_dim * (use_average + use_motion), hidden, batch_first=True)
         self.head = nn.Linear(hidden, 2 * num_keypoints)
+        if residual:  # starts by holding the condition pose
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     @torch.no_grad()
     def start_at(self, average: Tensor) -> None:
@@ -169,6 +177,8 @@ class KeypointPredictorNet(nn.Module):
         Shape:
             average (K, 2) or (K, 3) in [0, 1]
         """
+        if self.residual:
+            return  # the condition pose is already where it starts
         xy = average[:, :2].clamp(1e-3, 1 - 1e-3).to(self.head.bias.dtype)
         self.head.bias.copy_(torch.logit(xy).flatten())
         self.head.weight.mul_(0.1)
@@ -181,21 +191,28 @@ class KeypointPredictorNet(nn.Module):
         Args:
             audio_features: the clip's audio features.
             num_frames: T, video frames to predict.
-            average: the training set's average keypoints (x, y), one per batch or shared;
-                required with ``use_average``, ignored without it.
+            average: the condition pose (x, y): the training set's average keypoints, or with
+                ``residual`` the pose the prediction is a change to; one per batch or
+                shared; required with ``use_average`` or ``residual``.
 
         Shape:
             audio_features (B, F, N), average (B, K, 2) or (K, 2) → (B, T, K, 2) in [0, 1]
         """
         b = audio_features.shape[0]
         parts: list[Tensor] = []
-        if self.instrument is not None:
-            if average is None:
-                raise ValueError("use_average=True: pass the average keypoints (B, K, 2)")
+        if average is not None:
             average = average[..., :2].expand(b, self.num_keypoints, 2)  # drop confidence
+        elif self.instrument is not None or self.residual:
+            raise ValueError("use_average or residual: pass the condition keypoints (B, K, 2)")
+        if self.instrument is not None:
+            assert average is not None
             cond = self.instrument(average.flatten(1))  # (B, D)
             parts.append(cond[:, None].expand(b, num_frames, cond.shape[-1]))  # (B, T, D)
         if self.motion is not None:
             parts.append(self.motion(audio_features, num_frames))  # (B, T, D)
         out, _ = self.lstm(torch.cat(parts, dim=-1))  # (B, T, hidden)
-        return torch.sigmoid(self.head(out)).view(b, num_frames, self.num_keypoints, 2)
+        logits = self.head(out).view(b, num_frames, self.num_keypoints, 2)
+        if self.residual:
+            assert average is not None
+            logits = logits + torch.logit(average.clamp(1e-3, 1 - 1e-3))[:, None]
+        return torch.sigmoid(logits)

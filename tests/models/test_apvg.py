@@ -270,3 +270,30 @@ def test_load_apvg_rebuilds_the_model_with_its_front_end(tmp_path: Path) -> None
     torch.save({"state_dict": {"net.weight": torch.zeros(3)}}, other)
     with pytest.raises(FileProblem, match="is not an APVG checkpoint"):
         load_apvg(other)
+
+
+def test_first_pose_condition_starts_by_holding_the_given_pose_and_chains_it() -> None:
+    model = tiny(khp_condition="first_pose").eval()
+    b = batch()
+    first = b["keypoints"][:, 0, :, :2].clamp(0.05, 0.95)
+    with torch.no_grad():
+        out = model(b["audio"], 4, b["video"][:, 0], first_pose=first)
+        # untrained, every frame holds the performer's own first pose (not the average)
+        assert torch.allclose(out["keypoints"], first[:, None].expand(-1, 4, -1, -1), atol=1e-4)
+        # the next window continues from this window's last pose, whatever is passed
+        moved = out["state"]["pose"] + 0.01
+        nxt = model(b["audio"], 4, state={**out["state"], "pose": moved}, first_pose=first)
+        assert torch.allclose(nxt["keypoints"][:, 0], moved, atol=1e-4)
+    # a KHP step moves it off the first pose with the audio
+    model.train()
+    model.stage = "khp"
+    loss, _ = model._stage_loss(b)
+    loss.backward()
+    assert model.generator.khp.head.weight.grad.abs().sum() > 0  # type: ignore[union-attr]
+
+
+def test_unknown_khp_condition_is_refused() -> None:
+    from audiovis.errors import AudiovisError
+
+    with pytest.raises(AudiovisError, match="khp_condition"):
+        tiny(khp_condition="median")
