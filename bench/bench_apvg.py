@@ -237,11 +237,14 @@ def static_first_pose_distance(dm: AudioVisualDataModule) -> float:
     return float(metric.compute())
 
 
-def keypoints(size: int, budget: float, instrument: str, workdir: Path) -> None:
+def keypoints(size: int, budget: float, instrument: str, workdir: Path,
+              root: Path | None = None) -> None:  # fmt: skip
     """The KHP stage alone, ``budget`` CPU seconds per pose condition (best epoch on the val
-    piece), scored on the test piece against both static baselines."""
+    piece), scored on the test piece against both static baselines. ``root``: a studio
+    dataset other than the embedded default (e.g. one with more pieces of the instrument)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    dm = AudioVisualDataModule(sample_rate=SAMPLE_RATE, image_size=size, clip_frames=16,
+    dm = AudioVisualDataModule(root=None if root is None else str(root),
+                               sample_rate=SAMPLE_RATE, image_size=size, clip_frames=16,
                                batch_size=8, num_workers=0,
                                select={"instrument": [instrument]})  # fmt: skip
     results: dict[str, Any] = {}
@@ -272,6 +275,8 @@ def keypoints(size: int, budget: float, instrument: str, workdir: Path) -> None:
         )
     write_result("apvg", "keypoints", {
         "size": size, "cpu_budget_s_per_condition": budget, "instrument": instrument,
+        "data": str(root or "studio default"),
+        "train_performances": len(getattr(dm.datasets["train"], "performances", [])),
         "selection": "best val/loss epoch (val piece)", "batch": 8, "clip_frames": 16,
         "precision": "bf16-mixed", "threads": torch.get_num_threads(),
         "load_average": Path("/proc/loadavg").read_text().split()[:3]}, results)  # fmt: skip
@@ -298,9 +303,11 @@ def main() -> None:
     kp.add_argument("--budget", type=float, default=150.0, help="CPU seconds per condition")
     kp.add_argument("--instrument", default="cello")
     kp.add_argument("--workdir", type=Path, default=Path("runs/bench_apvg_khp"))
+    kp.add_argument("--root", type=Path, default=None, help="a studio dataset (default: the "
+                    "embedded default)")  # fmt: skip
     args = parser.parse_args()
     if args.what == "keypoints":
-        keypoints(args.size, args.budget, args.instrument, args.workdir)
+        keypoints(args.size, args.budget, args.instrument, args.workdir, args.root)
     elif args.what == "learning":
         learning(args.size, args.budget, args.variants, args.instrument, args.workdir)
     else:  # `audiovis bench` runs the quick part

@@ -12,6 +12,7 @@ from audiovis.data.studio.score import (
     Note,
     Score,
     add_rhythm,
+    corpus_works,
     procedural_score,
     retime,
     score_from_midi,
@@ -125,3 +126,13 @@ def test_loudness_scale_is_absolute() -> None:
     assert np.allclose(level[25:50], 0.5, atol=0.01)  # -30 dB is midway between -50 and -10
     assert np.allclose(level[50:], 0.0)
     assert np.sqrt(np.mean(normalise_loudness(quiet) ** 2)) == pytest.approx(0.1, rel=0.02)
+
+
+def test_strings_run_on_into_chorale_lines_after_their_quartet_parts() -> None:
+    # the four quartet parts first, then chorale bass lines (cello) / soprano lines (violin):
+    # a studio set asking for many cello pieces gets monophonic lines a cellist plays
+    cello = list(corpus_works("cello", 6, seed=0))
+    assert [part for _, part in cello] == [-1, -1, -1, -1, "bass", "bass"]
+    assert all(work.startswith("chorale:") for work, _ in cello[4:])
+    violin = list(corpus_works("violin", 5, seed=0))
+    assert violin[-1][1] == "soprano"

@@ -208,8 +208,9 @@ def score_from_midi(
 # ------------------------------------------------------------------------- music21 corpus
 
 # Pieces per instrument: (corpus path, part to play: index or name substring, None = all).
-# Bach chorales for piano, plus keyboard works; quartet parts for strings; chorale soprano
-# lines (melodies) for trombone and guitar.
+# Bach chorales for piano, plus keyboard works; quartet parts for strings (then chorale bass
+# lines for the cello, soprano lines for the violin); chorale bass lines for trombone and
+# soprano lines (melodies) for guitar.
 CORPUS: dict[str, list[tuple[str, int | str | None]]] = {
     "piano": [
         ("bach/bwv846", None),
@@ -232,7 +233,8 @@ CORPUS: dict[str, list[tuple[str, int | str | None]]] = {
     "trombone": [],  # chorale bass lines, added from the chorale iterator
     "guitar": [],  # chorale soprano lines, added from the chorale iterator
 }
-CHORALE_PART = {"piano": None, "trombone": "bass", "guitar": "soprano", "dance": None}
+CHORALE_PART = {"piano": None, "cello": "bass", "violin": "soprano", "trombone": "bass",
+                "guitar": "soprano", "dance": None}
 CORPUS_LICENCE = "music21 corpus (BSD-3-Clause; public-domain scores)"
 
 
