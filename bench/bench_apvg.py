@@ -10,7 +10,8 @@ budget on the embedded default data (held-out pieces).
 bf16 autocast, which uses the CPU's AMX/AVX-512 bf16 units where present), training clips per
 second (bf16-mixed, batch 4 of 16 frames) and the peak resident memory.
 
-``keypoints`` writes bench/results/apvg_keypoints.json: the KHP stage alone under each pose
+``keypoints`` writes bench/results/apvg_keypoints.json (apvg_keypoints_<root>.json for another
+dataset): the KHP stage alone under each pose
 condition (the paper's average pose; our ``first_pose``: a change to the clip's first pose),
 scored on the test piece against always predicting the average pose and holding the first pose.
 
@@ -273,7 +274,8 @@ def keypoints(size: int, budget: float, instrument: str, workdir: Path,
         results[f"{condition}_ratio_to_static_first_pose"] = round(
             results[condition]["keypoint_distance"] / results["static_first_pose_distance"], 3
         )
-    write_result("apvg", "keypoints", {
+    what = "keypoints" if root is None else f"keypoints_{root.name}"
+    write_result("apvg", what, {
         "size": size, "cpu_budget_s_per_condition": budget, "instrument": instrument,
         "data": str(root or "studio default"),
         "train_performances": len(getattr(dm.datasets["train"], "performances", [])),

@@ -131,9 +131,33 @@ def augment(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
     return x.clamp(0, 1)
 
 
+def augment_looks(x: torch.Tensor, zoom: float, gen: torch.Generator) -> torch.Tensor:
+    """Per-sample framing and colour of another performer look: the same zoom in
+    [1 - zoom, 1 + zoom] on both axes, a shift of up to ``zoom`` of the side each way (the
+    studio's looks differ by zoom 0.9-1.08 and shifts of 4 % / 3 %: a key moves by up to
+    ~4 keys between looks), a gain per colour channel in [0.85, 1.15] (the same for the 5
+    stacked frames), then brightness/contrast as :func:`augment`.
+
+    Shape:
+        (B, C, h, w) → (B, C, h, w) (C = 5 greyscale or 15 colour frames).
+    """
+    b, c = x.shape[:2]
+    scale = 1 + zoom * (2 * torch.rand(b, generator=gen) - 1)
+    move = 2 * zoom * (2 * torch.rand(b, 2, generator=gen) - 1)  # grid units: 2 = a side
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0], theta[:, 1, 1] = 1 / scale, 1 / scale
+    theta[:, :, 2] = move
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if c % 3 == 0:
+        tint = 0.85 + 0.3 * torch.rand(b, 1, 3, 1, 1, generator=gen)
+        x = (x.view(b, c // 3, 3, *x.shape[2:]) * tint).view_as(x)
+    return augment(x, 0, gen)
+
+
 def train_video2roll(model: Any, pieces: list[dict[str, Any]], val: list[dict[str, Any]],
                      budget: float, batch: int, lr: float, every: float, shift: int = -1,
-                     seed: int = 0) -> dict[str, Any]:  # fmt: skip
+                     seed: int = 0, zoom: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """Balanced-sampler batches for ``budget`` CPU s, cosine LR, augmented unless ``shift``
     is negative; keeps the best val weights."""
     from audiovis.models.audeo import CONTEXT, BalancedMultilabelSampler
@@ -165,7 +189,9 @@ def train_video2roll(model: Any, pieces: list[dict[str, Any]], val: list[dict[st
         frames = torch.minimum(torch.maximum(at[:, None] + offsets, first[at, None]),
                                last[at, None])  # fmt: skip
         x = crops[frames].flatten(1, -3)  # (B, 5 [x 3], h, w)
-        if shift >= 0:
+        if zoom > 0:
+            x = augment_looks(x, zoom, gen)
+        elif shift >= 0:
             x = augment(x, shift, gen)
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(used / budget, 1.0)))
@@ -323,7 +349,8 @@ def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         v2r_run["checkpoint"] = str(v2r_ckpt)
     else:
         v2r_run = train_video2roll(v2r, pieces["train"], val, args.v2r_budget, args.batch,
-                                   args.lr, args.eval_every, args.augment_shift)  # fmt: skip
+                                   args.lr, args.eval_every, args.augment_shift,
+                                   zoom=args.augment_looks)  # fmt: skip
         val_probs = [v2r.predict_probabilities(p["crops"]) for p in val]
         v2r.threshold, _ = best_threshold(val_probs, [v2r.keys(p["roll"]) for p in val])
         v2r.config["threshold"] = v2r.threshold
@@ -403,7 +430,9 @@ def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "video2roll": {**{k: v for k, v in v2r.config.items() if k != "soundfont"},
                        "batch": args.batch, "lr": args.lr, "schedule": "cosine over the budget",
                        "sampler": "balanced multilabel", "selection": "best val frame F1",
-                       "augmentation": "none" if args.augment_shift < 0 else
+                       "augmentation": (f"looks: zoom/shift {args.augment_looks}, colour "
+                                        "gains x[0.85, 1.15], brightness/contrast x[0.8, 1.2]")
+                       if args.augment_looks > 0 else "none" if args.augment_shift < 0 else
                        f"brightness/contrast x[0.8, 1.2], shift <= {args.augment_shift} px"},
         "roll2midi": {"base": args.r2m_base, "window": 100, "batch": args.r2m_batch,
                       "lr": args.r2m_lr, "residual": args.r2m_residual,
@@ -450,7 +479,7 @@ def speed_model(config: dict[str, Any], batch: int = 64) -> dict[str, float]:
     return {k: round(v, 1) for k, v in out.items()}
 
 
-def speed_transcribe(root: Path, config: dict[str, Any]) -> dict[str, Any]:
+def speed_transcribe(root: Path, config: dict[str, Any], bf16: bool = False) -> dict[str, Any]:
     """``audiovis transcribe`` on the test piece's 20 s video (an untrained model of the
     default configuration: the speed does not depend on the weights)."""
     from audiovis.data.schema import read_manifest
@@ -465,6 +494,7 @@ def speed_transcribe(root: Path, config: dict[str, Any]) -> dict[str, Any]:
         ckpt = save_checkpoint(Video2Roll(**config), Path(tmp) / "v2r.ckpt",
                                dict(Video2Roll(**config).config))  # fmt: skip
         argv = [str(video), "--video2roll", str(ckpt), "--out", str(Path(tmp) / "out"), "--quiet"]
+        argv += (["--bf16"] if bf16 else []) + ["--threads", str(torch.get_num_threads())]
         transcribe_main(argv)  # warm-up (imports, FluidSynth)
         load_before = load()
         wall, cpu = time.perf_counter(), time.process_time()
@@ -488,6 +518,7 @@ def speed(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             "load_average": load(),
             "default_config": speed_model(DEFAULT_V2R),
             "transcribe_end_to_end": speed_transcribe(root, DEFAULT_V2R),
+            "transcribe_end_to_end_bf16": speed_transcribe(root, DEFAULT_V2R, bf16=True),
         }
         figures[f"threads_{threads}"]["original_config"] = speed_model(original, batch=8)
     torch.set_num_threads(1)
@@ -498,7 +529,8 @@ def speed(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "batch": {"default_config": 64, "original_config": 8},
         "timing": "3 s of repeated calls after one warm-up, inference_mode",
         "transcribe": "audiovis transcribe VIDEO --video2roll CKPT (decode, crops, Video2Roll, "
-        "MIDI, FluidSynth, .wav/.png/.npy, re-encode .mp4 with audio); second run timed",
+        "MIDI, FluidSynth, .wav/.png/.npy, re-encode .mp4 with audio); second run timed; "
+        "_bf16: the same with --bf16 (Video2Roll under bfloat16 autocast)",
     }  # fmt: skip
     return figures, config
 
@@ -514,6 +546,9 @@ def main() -> None:
     parser.add_argument("--augment-shift", type=int, default=-1,
                         help="augment Video2Roll's inputs, shifting up to this many pixels "
                         "(-1: no augmentation)")  # fmt: skip
+    parser.add_argument("--augment-looks", type=float, default=0.0,
+                        help="augment Video2Roll's inputs as other performer looks: zoom and "
+                        "shift up to this fraction, colour gains (0: off)")  # fmt: skip
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--r2m-base", type=int, default=4)
     parser.add_argument("--r2m-lr", type=float, default=5e-4)
