@@ -162,7 +162,8 @@ def copy_first_frame(size: int, dm: AudioVisualDataModule) -> dict[str, float]:
 
 
 def learning(size: int, budget: float, variants: list[str], instrument: str,
-             workdir: Path) -> None:  # fmt: skip
+             workdir: Path, root: Path | None = None,
+             khp_condition: str = "average") -> None:  # fmt: skip
     """Each variant runs the paper's stage-wise schedule within ``budget`` CPU seconds (the KHP
     stage keeps its best epoch on the validation piece: it overfits two training pieces). A KHP
     stage that two variants share (``full``, ``no_cvg``, ``no_gcn``, ...) is trained once and
@@ -170,9 +171,11 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     khp_runs: dict[str, tuple[str, dict[str, Any]]] = {}  # KHP flags → (checkpoint, log)
-    dm = AudioVisualDataModule(sample_rate=SAMPLE_RATE, image_size=size, clip_frames=16,
+    dm = AudioVisualDataModule(root=None if root is None else str(root),
+                               sample_rate=SAMPLE_RATE, image_size=size, clip_frames=16,
                                batch_size=8, num_workers=0,
                                select={"instrument": [instrument]})  # fmt: skip
+    flags_all = {"khp_condition": khp_condition}
     switch = {"khp": "use_khp", "cvg": "use_cvg", "final": "use_stu"}
     results["copy_first_frame"] = copy_first_frame(size, dm)
     for name in variants:
@@ -189,7 +192,7 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
         init: dict[str, str] = {}
         for stage, share in shares.items():
             pl.seed_everything(0)
-            model = build_model(size, stage=stage, init_from=dict(init), **flags)
+            model = build_model(size, stage=stage, init_from=dict(init), **flags, **flags_all)
             khp_key = repr({k: flags.get(k, True) for k in ("use_average", "use_dlt")})
             if stage == "khp" and khp_key in khp_runs:
                 init["khp"], info = khp_runs[khp_key]
@@ -204,7 +207,7 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
                 khp_runs[khp_key] = (ckpt, log[stage])
         pl.seed_everything(0)
         last = list(shares)[-1]
-        final = build_model(size, stage=last, init_from=dict(init), **flags)
+        final = build_model(size, stage=last, init_from=dict(init), **flags, **flags_all)
         tester = pl.Trainer(logger=False, precision="bf16-mixed", enable_progress_bar=False,
                             enable_model_summary=False)  # fmt: skip
         scores = tester.test(final, dm, verbose=False)[0]
@@ -222,9 +225,11 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
         results["keypoint_ratio_to_average"] = round(
             full["keypoint_distance"] / full["average_pose_distance"], 3)  # fmt: skip
     train = len(getattr(dm.datasets["train"], "performances", []))
-    write_result("apvg", "learning", {
+    what = "learning" if root is None else f"learning_{root.name}"
+    write_result("apvg", what, {
         "size": size, "cpu_budget_s": budget, "schedule": dict(SCHEDULE),
-        "data": f"studio default, {instrument}: {train} train performances, the test split scored",
+        "data": f"{root or 'studio default'}, {instrument}: {train} train performances, the "
+                "test split scored", "khp_condition": khp_condition,
         "batch": 8, "clip_frames": 16, "precision": "bf16-mixed",
         "threads": torch.get_num_threads()}, results)  # fmt: skip
 
@@ -300,6 +305,9 @@ def main() -> None:
     learn.add_argument("--instrument", default="cello")
     learn.add_argument("--workdir", type=Path, default=Path("runs/bench_apvg"),
                        help="where the stage checkpoints go")  # fmt: skip
+    learn.add_argument("--root", type=Path, default=None, help="a studio dataset (default: "
+                       "the embedded default)")  # fmt: skip
+    learn.add_argument("--khp-condition", default="average", choices=["average", "first_pose"])
     kp = sub.add_parser("keypoints")
     kp.add_argument("--size", type=int, default=64)
     kp.add_argument("--budget", type=float, default=150.0, help="CPU seconds per condition")
@@ -311,7 +319,15 @@ def main() -> None:
     if args.what == "keypoints":
         keypoints(args.size, args.budget, args.instrument, args.workdir, args.root)
     elif args.what == "learning":
-        learning(args.size, args.budget, args.variants, args.instrument, args.workdir)
+        learning(
+            args.size,
+            args.budget,
+            args.variants,
+            args.instrument,
+            args.workdir,
+            args.root,
+            args.khp_condition,
+        )
     else:  # `audiovis bench` runs the quick part
         speed(getattr(args, "size", 128), getattr(args, "seconds", 8.0))
 
