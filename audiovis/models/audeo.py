@@ -308,10 +308,18 @@ class Video2Roll(AudioVisualModule):
 
     @torch.no_grad()
     def predict_probabilities(
-        self, crops: Tensor, batch_size: int = 64, progress: Callable[[int], None] | None = None
+        self,
+        crops: Tensor,
+        batch_size: int = 64,
+        progress: Callable[[int], None] | None = None,
+        bf16: bool = False,
     ) -> Tensor:
         """Key probabilities (T, num_keys) of every frame of a video's crops (T, h, w), or
-        (T, 3, h, w) for a colour model (as :meth:`crops` makes them)."""
+        (T, 3, h, w) for a colour model (as :meth:`crops` makes them).
+
+        The stacks go through the network channels-last (same numbers, about 1.5x faster on
+        CPU); ``bf16`` runs it under bfloat16 autocast (faster again where the CPU has AMX /
+        AVX512-BF16, probabilities within about 0.15 of float32's)."""
         want = (3, *self.input_size) if self.colour else tuple(self.input_size)
         if tuple(crops.shape[1:]) != want:
             kind = "colour" if self.colour else "greyscale"
@@ -325,7 +333,10 @@ class Video2Roll(AudioVisualModule):
         crops = crops.float()
         for start in range(0, len(crops), batch_size):
             index = torch.arange(start, min(start + batch_size, len(crops)), device=crops.device)
-            out.append(torch.sigmoid(self(stack_context(crops, index)).float()))
+            stacks = stack_context(crops, index).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(crops.device.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = self(stacks)
+            out.append(torch.sigmoid(logits.float()))
             if progress is not None:
                 progress(len(index))
         self.train(was_training)
@@ -625,14 +636,16 @@ def transcribe(
     video2roll: Video2Roll,
     roll2midi: Roll2Midi | None = None,
     progress: Callable[[int], None] | None = None,
+    bf16: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Rolls of a whole video from its keyboard crops (T, h, w).
+    """Rolls of a whole video from its keyboard crops (T, h, w) (``bf16``: Video2Roll under
+    bfloat16 autocast, see :meth:`Video2Roll.predict_probabilities`).
 
     Returns:
         ``probabilities`` (T, 88) of Video2Roll, ``refined`` (T, 88) of Roll2Midi (when
         given), and ``roll`` (T, 88) {0, 1}: the last stage thresholded.
     """
-    probs = video2roll.predict_probabilities(crops, progress=progress)  # (T, K)
+    probs = video2roll.predict_probabilities(crops, progress=progress, bf16=bf16)  # (T, K)
     out = {"probabilities": video2roll.full_roll(probs).cpu().numpy()}
     if roll2midi is not None:
         refined = roll2midi.refine(probs)

@@ -244,3 +244,18 @@ def test_video2roll_fit_then_predict_writes_media(fixture_root: Path, tmp_path: 
     assert info["video"]["frames"] == 50 and info["audio"]["sample_rate"] == 8000
     assert (out / "keys.mid").is_file() and (out / "keys.roll.png").is_file()
     assert np.load(out / "keys.roll.npy").shape == (50, 88)
+
+
+def test_fast_inference_paths_match_the_plain_forward(tmp_path: Path) -> None:
+    """The channels-last batches give the network's own numbers; bf16 autocast stays close
+    and gives the same shapes (``audiovis transcribe --bf16``)."""
+    v2r = load_video2roll(save_video2roll(tmp_path / "v2r.ckpt"))
+    crops = torch.rand(21, 16, 64)
+    with torch.no_grad():
+        plain = torch.sigmoid(v2r(stack_context(crops, torch.arange(21))))
+    fast = v2r.predict_probabilities(crops, batch_size=8)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-4)
+    half = v2r.predict_probabilities(crops, batch_size=8, bf16=True)
+    assert half.dtype == torch.float32 and half.shape == (21, 88)
+    assert (half - plain).abs().max() < 0.25
+    assert transcribe(crops, v2r, bf16=True)["roll"].shape == (21, 88)

@@ -72,6 +72,8 @@ def test_bad_inputs_give_one_error_and_no_outputs(
     garbage = tmp_path / "broken.mp4"
     garbage.write_bytes(b"\x00\x01 not a video" * 100)
     assert "not a readable video" in _error([*base, str(garbage)], capsys)
+    assert "--threads must be at least 1" in _error([*base, str(garbage), "--threads", "0"],
+                                                    capsys)  # fmt: skip
     assert "no such file" in _error([*base, str(tmp_path / "missing.mp4")], capsys)
     assert "outside the 64x64 frame" in _error([*base, str(piano_video), "--box", "0,10,80,20"],
                                                capsys)  # fmt: skip
@@ -87,14 +89,17 @@ def test_long_videos_are_decoded_again_for_the_mp4(
     piano_video: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past ``KEEP_FRAMES_BYTES`` the frames are not held for the re-encode but decoded again;
-    a colour Video2Roll with the position heads transcribes the same way."""
+    a colour Video2Roll with the position heads transcribes the same way, also in bf16 and
+    with another thread count (given back to the caller afterwards)."""
     import audiovis.tools.transcribe as tool
+
+    threads = torch.get_num_threads()
 
     monkeypatch.setattr(tool, "KEEP_FRAMES_BYTES", 0)
     v2r = save_video2roll(tmp_path / "rgb.ckpt", colour=True, head_grid=(1, 2),
                           detector=(2, 2, 32))  # fmt: skip
     status = main(["transcribe", str(piano_video), "--video2roll", str(v2r), "--out",
-                   str(tmp_path / "out"), "--quiet"])  # fmt: skip
-    assert status == 0
+                   str(tmp_path / "out"), "--quiet", "--bf16", "--threads", "2"])  # fmt: skip
+    assert status == 0 and torch.get_num_threads() == threads
     assert probe(tmp_path / "out" / "arpeggio.mp4")["video"]["frames"] == 40
     assert np.load(tmp_path / "out" / "arpeggio.roll.npy").shape == (40, 88)
