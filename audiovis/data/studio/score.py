@@ -233,8 +233,14 @@ CORPUS: dict[str, list[tuple[str, int | str | None]]] = {
     "trombone": [],  # chorale bass lines, added from the chorale iterator
     "guitar": [],  # chorale soprano lines, added from the chorale iterator
 }
-CHORALE_PART = {"piano": None, "cello": "bass", "violin": "soprano", "trombone": "bass",
-                "guitar": "soprano", "dance": None}
+CHORALE_PART = {
+    "piano": None,
+    "cello": "bass",
+    "violin": "soprano",
+    "trombone": "bass",
+    "guitar": "soprano",
+    "dance": None,
+}
 CORPUS_LICENCE = "music21 corpus (BSD-3-Clause; public-domain scores)"
 
 
