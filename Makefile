@@ -45,7 +45,7 @@ DEMO = --config experiments/apvg.yaml --config experiments/apvg_demo.yaml
 demo: install
 	$(BIN)/lightning fit $(DEMO)
 	$(BIN)/lightning predict $(DEMO) --ckpt_path last \
-		--data.predict_audio "$$($(BIN)/audiovis studio held-out cello | head -n 1)" \
+		--data.predict_audio "$$($(BIN)/audiovis studio held-out cello $(DEMO) | head -n 1)" \
 		--media_writer.output_dir runs/apvg_demo/predictions
 	@echo "make demo: wrote $$(ls runs/apvg_demo/predictions/*.mp4 | head -n 1)"
 

@@ -282,9 +282,17 @@ def studio(argv: Sequence[str]) -> int:
         "held-out", help="print the audio files of the default dataset's test split (for demos)"
     )
     h.add_argument("instrument", nargs="?", help="only this instrument (e.g. cello)")
+    h.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="YAML",
+        help="the studio a `lightning fit` config trains on (its data.studio; repeatable, "
+        "last wins) instead of the default dataset",
+    )
     args = parser.parse_args(argv)
     if args.command == "held-out":
-        return _held_out(args.instrument)
+        return _held_out(args.instrument, args.config)
     config = StudioConfig(
         instruments=tuple(args.instruments),
         styles=tuple(args.styles),
@@ -305,11 +313,11 @@ def studio(argv: Sequence[str]) -> int:
     return 0
 
 
-def _held_out(instrument: str | None) -> int:
+def _held_out(instrument: str | None, configs: Sequence[str] = ()) -> int:
     from audiovis.data.schema import AUDIO_FILE, read_manifest
-    from audiovis.data.studio import default_dataset
+    from audiovis.data.studio import studio_dataset
 
-    root = default_dataset()
+    root = studio_dataset(**_config_studio(configs))
     chosen = [
         root / p["name"] / AUDIO_FILE
         for p in read_manifest(root).performances
@@ -320,6 +328,25 @@ def _held_out(instrument: str | None) -> int:
         return 2
     print("\n".join(str(path) for path in chosen))
     return 0
+
+
+def _config_studio(configs: Sequence[str]) -> dict[str, Any]:
+    """The ``data.studio`` settings of ``lightning fit`` configs (the last one that sets it)."""
+    import yaml
+
+    from audiovis.errors import AudiovisError
+
+    studio: dict[str, Any] = {}
+    for path in configs:
+        try:
+            config = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as error:
+            raise AudiovisError(f"{path}: cannot read the config ({error})") from None
+        data = config.get("data") if isinstance(config, dict) else None
+        data = data.get("init_args", data) if isinstance(data, dict) else {}
+        if isinstance(data, dict) and data.get("studio") is not None:
+            studio = dict(data["studio"])
+    return studio
 
 
 def _lazy(module: str) -> Callable[[Sequence[str]], int]:

@@ -94,6 +94,9 @@ class AudioVisualDataModule(pl.LightningDataModule):
         predict_split: with no predict files, predict on this split's windows instead.
         select: keep only performances whose labels are listed, e.g.
             ``{"instrument": ["piano"]}`` or ``{"style": ["waltz", "tango"]}``.
+        studio: with no ``root``, build the studio with these settings instead of the
+            default's (fields of ``StudioConfig``, e.g. ``{"instruments": ["cello"],
+            "styles": [], "minutes": 8}``); built once into the user cache.
     """
 
     def __init__(
@@ -115,6 +118,7 @@ class AudioVisualDataModule(pl.LightningDataModule):
         predict_video: str | list[str] | None = None,
         predict_split: str = "test",
         select: dict[str, list[str]] | None = None,
+        studio: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         unknown = sorted(set(streams or []) - set(STREAMS))
@@ -130,6 +134,7 @@ class AudioVisualDataModule(pl.LightningDataModule):
         self.save_hyperparameters()
         self.root = root
         self.select = {k: list(v) for k, v in (select or {}).items()}
+        self.studio = dict(studio or {})
         self.streams = list(streams or [])
         self.fps, self.sample_rate, self.clip_frames = fps, sample_rate, clip_frames
         self.clip_stride = clip_stride or max(1, clip_frames // 2)
@@ -151,16 +156,18 @@ class AudioVisualDataModule(pl.LightningDataModule):
             root = Path(self.root).expanduser()
             if not root.is_dir():
                 raise AudiovisError(f"data.root: {root} is not a directory")
+            if self.studio:
+                rank_zero_warn(f"data.studio is ignored: data.root {root} is given")
             return root
         try:
-            from audiovis.data.studio import default_dataset
+            from audiovis.data.studio import studio_dataset
         except ImportError:
             raise AudiovisError(
                 "data.root is not set and this install has no performance studio to build the "
                 "embedded default dataset; pass --data.root DIR"
             ) from None
         # built at 16 kHz; other rates come from the resampling cache like any dataset
-        return default_dataset(fps=self.fps)
+        return studio_dataset(**{"fps": self.fps, **self.studio})
 
     def _cache_root(self, root: Path) -> Path:
         if self.cache_dir is not None:

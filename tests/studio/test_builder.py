@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,30 @@ def test_cli_refuses_to_build_over_other_files(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "not empty and not a studio dataset" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]  # untouched
+
+
+def test_datamodule_studio_settings_build_their_own_set_and_held_out_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audiovis.data import AudioVisualDataModule
+
+    monkeypatch.setenv("AUDIOVIS_CACHE", str(tmp_path / "cache"))
+    studio = {"instruments": ["cello"], "styles": [], "minutes": 0.3, "segment_seconds": 4,
+              "size": 32, "use_corpus": False}  # fmt: skip
+    dm = AudioVisualDataModule(studio=studio, streams=["audio", "instrument"], image_size=32)
+    root = dm.dataset_root()
+    assert root.parent == tmp_path / "cache" / "studio" and root.name.startswith("custom-")
+    manifest = read_manifest(root)
+    assert {p["instrument"] for p in manifest.performances} == {"cello"}
+    assert len(manifest.performances) >= 3 and dm.dataset_root() == root  # built once
+    # a demo finds the held-out piece of the set a config trains on
+    config = tmp_path / "fit.yaml"
+    config.write_text(f"data:\n  init_args:\n    studio: {json.dumps(studio)}\n")
+    env = {"AUDIOVIS_CACHE": str(tmp_path / "cache")}
+    result = run_cli("studio", "held-out", "cello", "--config", str(config), tool="audiovis",
+                     env=env)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    test_piece = [p["name"] for p in manifest.performances if p["split"] == "test"]
+    assert result.stdout.split() == [str(root / test_piece[0] / "audio.flac")]
+    with pytest.raises(AudiovisError, match=r"unknown settings \['colour'\]"):
+        AudioVisualDataModule(studio={"colour": "red"}).dataset_root()

@@ -9,6 +9,7 @@ from audiovis.data.studio.builder import (
     default_dataset,
     plan,
     render_job,
+    studio_dataset,
 )
 
 __all__ = [
@@ -19,4 +20,5 @@ __all__ = [
     "default_dataset",
     "plan",
     "render_job",
+    "studio_dataset",
 ]

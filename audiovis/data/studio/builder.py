@@ -12,7 +12,7 @@ import os
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -340,12 +340,30 @@ def _consume(results: Iterator[str], bar: Any, on_done: Callable[[str], None] | 
             on_done(name)
 
 
+def studio_dataset(
+    fps: float = 25.0, sample_rate: int = 16000, size: int = 128, **overrides: Any
+) -> Path:
+    """A studio dataset built on first use into the user cache and reused after, keyed by its
+    settings: the embedded default with no ``overrides``, else the default's settings with
+    ``overrides`` (fields of ``StudioConfig``, e.g. ``instruments=("cello",), minutes=8``)."""
+    unknown = sorted(set(overrides) - {f.name for f in fields(StudioConfig)})
+    if unknown:
+        known = [f.name for f in fields(StudioConfig)]
+        raise AudiovisError(f"studio: unknown settings {unknown}; known: {known}")
+    tuples: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()
+    }
+    config = StudioConfig(**{"fps": fps, "sample_rate": sample_rate, "size": size, **tuples})
+    default = StudioConfig(fps=fps, sample_rate=sample_rate, size=size)
+    kind = "default" if config == default else "custom"
+    root = user_cache_dir() / "studio" / f"{kind}-{config.key()}"
+    if (root / MANIFEST).is_file():
+        return root
+    print(f"audiovis: building the studio dataset into {root} (once)", flush=True)
+    return build(root, config)
+
+
 def default_dataset(fps: float = 25.0, sample_rate: int = 16000, size: int = 128) -> Path:
     """The embedded default dataset (every instrument and dance style, ≥ 10 minutes), built on
     first use into the user cache and reused after; keyed by its settings."""
-    config = StudioConfig(fps=fps, sample_rate=sample_rate, size=size)
-    root = user_cache_dir() / "studio" / f"default-{config.key()}"
-    if (root / MANIFEST).is_file():
-        return root
-    print(f"audiovis: building the embedded default dataset into {root} (once)", flush=True)
-    return build(root, config)
+    return studio_dataset(fps, sample_rate, size)
