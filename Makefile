@@ -40,10 +40,13 @@ test-all: install
 bench: install
 	$(BIN)/audiovis bench
 
-# a few minutes of APVG training on the embedded default, then a held-out studio piece
+# a few minutes of APVG training on its studio set (the KHP first, then every stage jointly),
+# then a held-out studio piece
 DEMO = --config experiments/apvg.yaml --config experiments/apvg_demo.yaml
 demo: install
-	$(BIN)/lightning fit $(DEMO)
+	$(BIN)/lightning fit $(DEMO) --config experiments/apvg_demo_khp.yaml
+	$(BIN)/lightning fit $(DEMO) \
+		--model.init_args.init_from '{khp: runs/apvg_demo_khp/checkpoints/last.ckpt}'
 	$(BIN)/lightning predict $(DEMO) --ckpt_path last \
 		--data.predict_audio "$$($(BIN)/audiovis studio held-out cello $(DEMO) | head -n 1)" \
 		--media_writer.output_dir runs/apvg_demo/predictions
