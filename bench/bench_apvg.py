@@ -163,7 +163,7 @@ def copy_first_frame(size: int, dm: AudioVisualDataModule) -> dict[str, float]:
 
 def learning(size: int, budget: float, variants: list[str], instrument: str,
              workdir: Path, root: Path | None = None,
-             khp_condition: str = "average") -> None:  # fmt: skip
+             khp_condition: str = "average", cvg_anchor: str = "previous") -> None:  # fmt: skip
     """Each variant runs the paper's stage-wise schedule within ``budget`` CPU seconds (the KHP
     stage keeps its best epoch on the validation piece: it overfits two training pieces). A KHP
     stage that two variants share (``full``, ``no_cvg``, ``no_gcn``, ...) is trained once and
@@ -175,7 +175,7 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
                                sample_rate=SAMPLE_RATE, image_size=size, clip_frames=16,
                                batch_size=8, num_workers=0,
                                select={"instrument": [instrument]})  # fmt: skip
-    flags_all = {"khp_condition": khp_condition}
+    flags_all = {"khp_condition": khp_condition, "cvg_anchor": cvg_anchor}
     switch = {"khp": "use_khp", "cvg": "use_cvg", "final": "use_stu"}
     results["copy_first_frame"] = copy_first_frame(size, dm)
     for name in variants:
@@ -226,10 +226,11 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
             full["keypoint_distance"] / full["average_pose_distance"], 3)  # fmt: skip
     train = len(getattr(dm.datasets["train"], "performances", []))
     what = "learning" if root is None else f"learning_{root.name}"
+    what += "" if cvg_anchor == "previous" else f"_cvg-anchor-{cvg_anchor}"
     write_result("apvg", what, {
         "size": size, "cpu_budget_s": budget, "schedule": dict(SCHEDULE),
         "data": f"{root or 'studio default'}, {instrument}: {train} train performances, the "
-                "test split scored", "khp_condition": khp_condition,
+                "test split scored", "khp_condition": khp_condition, "cvg_anchor": cvg_anchor,
         "batch": 8, "clip_frames": 16, "precision": "bf16-mixed",
         "threads": torch.get_num_threads()}, results)  # fmt: skip
 
@@ -308,6 +309,7 @@ def main() -> None:
     learn.add_argument("--root", type=Path, default=None, help="a studio dataset (default: "
                        "the embedded default)")  # fmt: skip
     learn.add_argument("--khp-condition", default="average", choices=["average", "first_pose"])
+    learn.add_argument("--cvg-anchor", default="previous", choices=["previous", "first"])
     kp = sub.add_parser("keypoints")
     kp.add_argument("--size", type=int, default=64)
     kp.add_argument("--budget", type=float, default=150.0, help="CPU seconds per condition")
@@ -327,6 +329,7 @@ def main() -> None:
             args.workdir,
             args.root,
             args.khp_condition,
+            args.cvg_anchor,
         )
     else:  # `audiovis bench` runs the quick part
         speed(getattr(args, "size", 128), getattr(args, "seconds", 8.0))

@@ -81,6 +81,8 @@ class APVG(GANModule):
         cvg_residual: the CVG decodes a change to the previous frame and starts by repeating
             it (our choice, see :class:`~audiovis.networks.coarse.CoarseVideoGeneratorNet`);
             ``False`` decodes whole frames as the paper.
+        cvg_anchor: with ``cvg_residual``, what the change is to: ``previous`` (the previous
+            generated frame) or ``first`` (the frame generation started from; cannot drift).
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
         w_change: extra weight of the coarse and final frames' L1 where the real video
@@ -115,6 +117,7 @@ class APVG(GANModule):
         heatmap_radius: float = 2.0,
         cvg_channels: int = 32,
         cvg_residual: bool = True,
+        cvg_anchor: Literal["previous", "first"] = "previous",
         stu_base: int = 16,
         stu_depth: int = 4,
         w_coord: float = 10.0,
@@ -162,7 +165,8 @@ class APVG(GANModule):
                                    residual=khp_condition == "first_pose") \
             if use_khp else None  # fmt: skip
         cvg = CoarseVideoGeneratorNet(feats, image_size, channels=cvg_channels,
-                                      residual=cvg_residual) if use_cvg else None  # fmt: skip
+                                      residual=cvg_residual, anchor=cvg_anchor) \
+            if use_cvg else None  # fmt: skip
         stu = StructuredTemporalUNet(feats, base=stu_base, depth=stu_depth, use_gru=use_gru,
                                      use_gcn=use_gcn) if use_stu else None  # fmt: skip
         self.generator = _Generator(khp, cvg, stu)

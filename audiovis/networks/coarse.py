@@ -37,15 +37,17 @@ def _norm(channels: int) -> nn.GroupNorm:
 
 
 class CoarseState(NamedTuple):
-    """What carries over between windows: the audio LSTM's state and the last frame.
+    """What carries over between windows: the audio LSTM's state, the last frame and the
+    frame generation started from (the residual's base with ``anchor="first"``).
 
     Shape:
-        h, c (1, B, audio_dim); previous (B, 3, H, W) in [-1, 1]
+        h, c (1, B, audio_dim); previous, first (B, 3, H, W) in [-1, 1]
     """
 
     h: Tensor
     c: Tensor
     previous: Tensor
+    first: Tensor | None = None
 
 
 class AudioEncoder(nn.Module):
@@ -175,6 +177,11 @@ class CoarseVideoGeneratorNet(nn.Module):
             the paper's whole frame from the code. The code is a global vector, so decoding
             every frame from it alone is blurry for many steps; the residual keeps the
             previous frame's detail and learns the motion.
+        anchor: with ``residual``, the frame the change is to: ``previous`` (the frame
+            before, as above) or ``first`` (the frame generation started from, carried across
+            windows). A change to the previous generated frame compounds its errors over a
+            long generation (colours drift); a change to the first frame cannot drift, and
+            the previous frame still reaches the code through the image encoder.
     """
 
     def __init__(
@@ -187,9 +194,13 @@ class CoarseVideoGeneratorNet(nn.Module):
         channels: int = 64,
         sub_frames: int = 4,
         residual: bool = False,
+        anchor: str = "previous",
     ) -> None:
         super().__init__()
+        if anchor not in ("previous", "first"):
+            raise ValueError(f"anchor must be 'previous' or 'first', got {anchor!r}")
         self.image_size, self.noise_dim, self.residual = image_size, noise_dim, residual
+        self.anchor = anchor
         self.audio = AudioEncoder(num_features, audio_dim, sub_frames)
         self.image = VGGStem(image_dim, channels)
         self.decoder = ImageDecoder(audio_dim + image_dim + noise_dim, image_size, channels)
@@ -197,10 +208,11 @@ class CoarseVideoGeneratorNet(nn.Module):
             nn.init.zeros_(self.decoder.to_rgb.weight)
             nn.init.zeros_(self.decoder.to_rgb.bias)  # type: ignore[arg-type]
 
-    def _decode(self, code: Tensor, previous: Tensor) -> Tensor:
-        """One batch of frames from their codes, (N, A+I+Z) and (N, 3, H, W) → (N, 3, H, W)."""
+    def _decode(self, code: Tensor, base: Tensor) -> Tensor:
+        """One batch of frames from their codes, (N, A+I+Z) and the residual's base frames
+        (N, 3, H, W) → (N, 3, H, W)."""
         if self.residual:
-            return tanh_residual(previous, self.decoder.logits(code))
+            return tanh_residual(base, self.decoder.logits(code))
         return self.decoder(code)
 
     def forward(
@@ -235,6 +247,8 @@ class CoarseVideoGeneratorNet(nn.Module):
         if first_frame is None and state is None:
             raise ValueError("CoarseVideoGeneratorNet needs first_frame or state")
         previous = first_frame if first_frame is not None else state.previous  # type: ignore[union-attr]
+        first = previous if first_frame is not None or state is None else state.first
+        first = previous if first is None else first  # a state saved without it
         if previous.shape[-2:] != (self.image_size, self.image_size):
             raise ValueError(
                 f"frames must be {self.image_size}x{self.image_size}, got {tuple(previous.shape)}"
@@ -250,11 +264,14 @@ class CoarseVideoGeneratorNet(nn.Module):
             prev = torch.cat([previous[:, None], teacher_frames[:, :-1]], dim=1)  # (B, T, 3, H, W)
             image = self.image(prev.flatten(0, 1)).view(b, num_frames, -1)  # (B, T, I)
             code = torch.cat([audio, image, z], dim=-1).flatten(0, 1)
-            frames = self._decode(code, prev.flatten(0, 1))
-            return frames.view(b, num_frames, 3, s, s), CoarseState(h, c, teacher_frames[:, -1])
+            base = prev if self.anchor == "previous" else first[:, None].expand_as(prev)
+            frames = self._decode(code, base.flatten(0, 1))
+            state = CoarseState(h, c, teacher_frames[:, -1], first)
+            return frames.view(b, num_frames, 3, s, s), state
         out = []
         for t in range(num_frames):
             code = torch.cat([audio[:, t], self.image(previous), z[:, t]], dim=-1)  # (B, A+I+Z)
-            previous = self._decode(code, previous)  # (B, 3, H, W), fed back with its gradient
+            base = previous if self.anchor == "previous" else first
+            previous = self._decode(code, base)  # (B, 3, H, W), fed back with its gradient
             out.append(previous)
-        return torch.stack(out, dim=1), CoarseState(h, c, previous)
+        return torch.stack(out, dim=1), CoarseState(h, c, previous, first)

@@ -171,7 +171,7 @@ def test_khp_learns_a_fixed_batch(use_average: bool) -> None:
 
 
 def small_cvg(
-    size: int = 32, noise_dim: int = 4, residual: bool = False
+    size: int = 32, noise_dim: int = 4, residual: bool = False, anchor: str = "previous"
 ) -> CoarseVideoGeneratorNet:
     return CoarseVideoGeneratorNet(
         F_AUDIO,
@@ -181,6 +181,7 @@ def small_cvg(
         noise_dim=noise_dim,
         channels=8,
         residual=residual,
+        anchor=anchor,
     )
 
 
@@ -309,3 +310,26 @@ def test_cvg_l1_training_lowers_the_loss(teacher: bool, residual: bool) -> None:
         loss().backward()
         opt.step()
     assert float(loss()) < 0.8 * first
+
+
+def test_residual_cvg_anchored_to_the_first_frame_does_not_compound() -> None:
+    torch.manual_seed(0)
+    first = frames(2, 1, 32)[:, 0] * 0.9
+    base = torch.atanh(first)
+    feats = torch.randn(2, F_AUDIO, 24)
+    outs = {}
+    for anchor in ("previous", "first"):
+        net = small_cvg(residual=True, anchor=anchor).eval()
+        with torch.no_grad():  # every frame's change is the same +0.1 in logit space
+            net.decoder.to_rgb.bias.fill_(0.1)
+        w1, state = net(feats[..., :12], 3, first, noise=False)
+        w2, _ = net(feats[..., 12:], 3, state=state, noise=False)
+        outs[anchor] = torch.cat([w1, w2], 1).detach()
+    for t in range(6):  # a change to the previous frame adds up: tanh(atanh(x0) + 0.1 (t + 1))
+        expected = torch.tanh(base + 0.1 * (t + 1))
+        torch.testing.assert_close(outs["previous"][:, t], expected, atol=1e-4, rtol=1e-4)
+        # a change to the first frame, across windows too: tanh(atanh(x0) + 0.1) every frame
+        torch.testing.assert_close(outs["first"][:, t], torch.tanh(base + 0.1), atol=1e-4,
+                                   rtol=1e-4)  # fmt: skip
+    with pytest.raises(ValueError, match="anchor"):
+        small_cvg(anchor="reference")
