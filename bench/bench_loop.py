@@ -47,7 +47,7 @@ def load() -> str:
     return " ".join(f"{v}" for v in Path("/proc/loadavg").read_text().split()[:3])
 
 
-def train(budget: float, out: Path) -> None:
+def train(budget: float, out: Path, overrides: list[str]) -> None:
     import torch
 
     from audiovis.cli import run_lightning
@@ -65,7 +65,7 @@ def train(budget: float, out: Path) -> None:
         "--trainer.default_root_dir", str(out), "--trainer.max_epochs", "1000",
         "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
         "--trainer.callbacks+=audiovis.callbacks.CPUBudget",
-        f"--trainer.callbacks.seconds={budget}",
+        f"--trainer.callbacks.seconds={budget}", *overrides,
     ])  # fmt: skip
     trainer = cli.trainer
     last = out / "checkpoints" / "last.ckpt"
@@ -73,6 +73,7 @@ def train(budget: float, out: Path) -> None:
         trainer.save_checkpoint(last)
     record = {
         "cpu_budget_s": budget,
+        "overrides": overrides,
         "cpu_seconds": round(time.process_time() - start, 1),
         "wall_seconds": round(time.perf_counter() - wall, 1),
         "epochs": trainer.current_epoch,
@@ -118,7 +119,8 @@ def pooled(reports: list[dict[str, Any]], part: str, stage: str) -> dict[str, fl
     }
 
 
-def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool) -> None:
+def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
+         tag: str = "") -> None:  # fmt: skip
     import torch
 
     from audiovis.tools.loop import main as loop_main
@@ -182,7 +184,8 @@ def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool) 
     zoo = cache() / "zoo" / "audeo.json"
     if zoo.is_file():
         config["audeo_zoo"] = json.loads(zoo.read_text())
-    write_result("loop", "closed" if final else "closed_dev", config, figures)
+    what = ("closed" if final else "closed_dev") + (f"_{tag}" if tag else "")
+    write_result("loop", what, config, figures)
 
 
 def main() -> None:
@@ -193,23 +196,27 @@ def main() -> None:
     t = sub.add_parser("train", help="train APVG on the piano pieces within a CPU budget")
     t.add_argument("--budget", type=float, default=1100.0, help="process CPU seconds")
     t.add_argument("--out", type=Path, help="run folder (default <cache>/bench-loop/apvg_piano)")
+    t.add_argument("--override", action="append", default=[], metavar="ARG",
+                   help="an extra `lightning fit` argument over the piano config, e.g. "
+                   "--override=--model.init_args.w_change=20 (repeatable)")  # fmt: skip
     lp = sub.add_parser("loop", help="run the loop on the held-out pieces")
     lp.add_argument("--apvg", type=Path, help="APVG checkpoint (default: the train step's)")
     lp.add_argument("--video2roll", type=Path, help="default <cache>/zoo/audeo_video2roll.ckpt")
     lp.add_argument("--roll2midi", type=Path, help="default <cache>/zoo/audeo_roll2midi.ckpt")
     lp.add_argument("--out", type=Path, help="outputs (default <cache>/bench-loop/outputs)")
+    lp.add_argument("--tag", default="", help="suffix of the results file (a variant's name)")
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     base = cache() / "bench-loop"
     if args.what == "train":
-        train(args.budget, args.out or base / "apvg_piano")
+        train(args.budget, args.out or base / "apvg_piano", args.override)
     elif args.what == "loop":
         zoo = cache() / "zoo"
         v2r = args.video2roll or zoo / "audeo_video2roll.ckpt"
         r2m = args.roll2midi or zoo / "audeo_roll2midi.ckpt"
         final = v2r == zoo / "audeo_video2roll.ckpt" and r2m == zoo / "audeo_roll2midi.ckpt"
         apvg = args.apvg or base / "apvg_piano" / "checkpoints" / "last.ckpt"
-        loop(apvg, v2r, r2m, args.out or base / "outputs", final)
+        loop(apvg, v2r, r2m, args.out or base / "outputs", final, args.tag)
     else:
         parser.print_help()
 
