@@ -164,7 +164,7 @@ def copy_first_frame(size: int, dm: AudioVisualDataModule) -> dict[str, float]:
 def learning(size: int, budget: float, variants: list[str], instrument: str,
              workdir: Path, root: Path | None = None,
              khp_condition: str = "average", cvg_anchor: str = "previous",
-             w_change: float = 0.0) -> None:  # fmt: skip
+             w_change: float = 0.0, warp_sigma: float = 0.0) -> None:  # fmt: skip
     """Each variant runs the paper's stage-wise schedule within ``budget`` CPU seconds (the KHP
     stage keeps its best epoch on the validation piece: it overfits two training pieces). A KHP
     stage that two variants share (``full``, ``no_cvg``, ``no_gcn``, ...) is trained once and
@@ -176,7 +176,8 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
                                sample_rate=SAMPLE_RATE, image_size=size, clip_frames=16,
                                batch_size=8, num_workers=0,
                                select={"instrument": [instrument]})  # fmt: skip
-    flags_all = {"khp_condition": khp_condition, "cvg_anchor": cvg_anchor, "w_change": w_change}
+    flags_all = {"khp_condition": khp_condition, "cvg_anchor": cvg_anchor, "w_change": w_change,
+                 "warp_sigma": warp_sigma}  # fmt: skip
     switch = {"khp": "use_khp", "cvg": "use_cvg", "final": "use_stu"}
     results["copy_first_frame"] = copy_first_frame(size, dm)
     for name in variants:
@@ -229,11 +230,12 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
     what = "learning" if root is None else f"learning_{root.name}"
     what += "" if cvg_anchor == "previous" else f"_cvg-anchor-{cvg_anchor}"
     what += "" if w_change == 0.0 else f"_w-change-{w_change:g}"
+    what += "" if warp_sigma == 0.0 else f"_warp-{warp_sigma:g}"
     write_result("apvg", what, {
         "size": size, "cpu_budget_s": budget, "schedule": dict(SCHEDULE),
         "data": f"{root or 'studio default'}, {instrument}: {train} train performances, the "
                 "test split scored", "khp_condition": khp_condition, "cvg_anchor": cvg_anchor,
-        "w_change": w_change,
+        "w_change": w_change, "warp_sigma": warp_sigma,
         "batch": 8, "clip_frames": 16, "precision": "bf16-mixed",
         "threads": torch.get_num_threads()}, results)  # fmt: skip
 
@@ -315,6 +317,8 @@ def main() -> None:
     learn.add_argument("--cvg-anchor", default="previous", choices=["previous", "first"])
     learn.add_argument("--w-change", type=float, default=0.0, help="APVG w_change: the frame "
                        "L1 weighted up where the real video moves")  # fmt: skip
+    learn.add_argument("--warp-sigma", type=float, default=0.0, help="APVG warp_sigma: the "
+                       "coarse frames carried with the predicted keypoints")  # fmt: skip
     kp = sub.add_parser("keypoints")
     kp.add_argument("--size", type=int, default=64)
     kp.add_argument("--budget", type=float, default=150.0, help="CPU seconds per condition")
@@ -336,6 +340,7 @@ def main() -> None:
             args.khp_condition,
             args.cvg_anchor,
             args.w_change,
+            args.warp_sigma,
         )
     else:  # `audiovis bench` runs the quick part
         speed(getattr(args, "size", 128), getattr(args, "seconds", 8.0))

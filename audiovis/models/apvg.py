@@ -26,6 +26,7 @@ from audiovis.networks.discriminators import AudioVideoDiscriminator
 from audiovis.networks.keypoints import KeypointPredictorNet, dlt_heatmaps
 from audiovis.networks.stu import StructuredTemporalUNet
 from audiovis.networks.vgg import VGG19Features, perceptual_loss
+from audiovis.networks.warp import keypoint_flow, warp
 from audiovis.skeleton import NUM_KEYPOINTS
 
 #: component → its parameters' prefix in the state dict
@@ -83,6 +84,11 @@ class APVG(GANModule):
             ``False`` decodes whole frames as the paper.
         cvg_anchor: with ``cvg_residual``, what the change is to: ``previous`` (the previous
             generated frame) or ``first`` (the frame generation started from; cannot drift).
+        warp_sigma: with the KHP on, warp the coarse frames by the predicted keypoints'
+            motion from the generation's first pose before the STU refines them (ours:
+            :func:`~audiovis.networks.warp.keypoint_flow`, each keypoint carrying the pixels
+            within about ``warp_sigma`` of the frame side), so the performer's limbs move
+            where the keypoints go; 0 switches it off (the paper).
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
         w_change: extra weight of the coarse and final frames' L1 where the real video
@@ -118,6 +124,7 @@ class APVG(GANModule):
         cvg_channels: int = 32,
         cvg_residual: bool = True,
         cvg_anchor: Literal["previous", "first"] = "previous",
+        warp_sigma: float = 0.0,
         stu_base: int = 16,
         stu_depth: int = 4,
         w_coord: float = 10.0,
@@ -161,6 +168,10 @@ class APVG(GANModule):
             raise AudiovisError(f"APVG.khp_condition: {khp_condition!r}; "
                                 "known: 'average', 'first_pose'")  # fmt: skip
         self.khp_condition = khp_condition
+        if warp_sigma < 0:
+            raise AudiovisError(f"APVG.warp_sigma: {warp_sigma}; 0 (off) or a positive "
+                                "fraction of the frame side")  # fmt: skip
+        self.warp_sigma = warp_sigma
         khp = KeypointPredictorNet(feats, NUM_KEYPOINTS, use_average=use_average,
                                    residual=khp_condition == "first_pose") \
             if use_khp else None  # fmt: skip
@@ -312,6 +323,12 @@ class APVG(GANModule):
                                       else None, state=state.get("cvg"))  # fmt: skip
         else:
             coarse, cvg_state = first_frame[:, None].expand(-1, num_frames, -1, -1, -1), None
+        anchor = state.get("anchor")
+        if anchor is None:
+            anchor = self.reference_keypoints[None, :, :2].expand(b, -1, -1) \
+                if first_pose is None else first_pose[..., :2]  # fmt: skip
+        if g.khp is not None and self.warp_sigma > 0:
+            coarse = self._warp(coarse, anchor, points.detach())
         if g.stu is not None:
             frames, stu_state = g.stu(coarse, heatmap, points, audio_feat, state.get("stu"))
         else:
@@ -322,7 +339,12 @@ class APVG(GANModule):
             "coarse": coarse,
             "frames": frames,
             "audio_feat": audio_feat,
-            "state": {"cvg": cvg_state, "stu": stu_state, "pose": keypoints[:, -1].detach()},
+            "state": {
+                "cvg": cvg_state,
+                "stu": stu_state,
+                "pose": keypoints[:, -1].detach(),
+                "anchor": anchor,
+            },
         }
 
     def _condition(self, batch: int, first_pose: Tensor | None,
@@ -344,6 +366,16 @@ class APVG(GANModule):
         b, t = keypoints.shape[:2]
         conf = self.average_keypoints[:, 2:3].expand(b, t, -1, -1)
         return torch.cat([keypoints, (conf > 0.05).to(keypoints.dtype)], -1)
+
+    def _warp(self, coarse: Tensor, anchor: Tensor, points: Tensor) -> Tensor:
+        """Carry the coarse frames' pixels (drawn in the ``anchor`` pose, (B, K, 2)) with the
+        keypoints to ``points`` (B, T, K, 3), in float32."""
+        t = coarse.shape[1]
+        source = torch.cat([anchor.float(), points[:, 0, :, 2:]], -1)[:, None]
+        flow = keypoint_flow(source.expand(-1, t, -1, -1), points[..., :2].float(),
+                             self.image_size, self.warp_sigma)  # fmt: skip
+        warped = warp(coarse.flatten(0, 1).float(), flow.flatten(0, 1))
+        return warped.view(coarse.shape).to(coarse.dtype)
 
     def _heatmap(self, keypoints: Tensor) -> Tensor:
         points = self._points(keypoints)

@@ -297,3 +297,27 @@ def test_unknown_khp_condition_is_refused() -> None:
 
     with pytest.raises(AudiovisError, match="khp_condition"):
         tiny(khp_condition="median")
+
+
+def test_warp_carries_the_coarse_frame_with_the_predicted_keypoints() -> None:
+    from audiovis.errors import AudiovisError
+
+    b = batch()
+    first = b["keypoints"][:, 0, :, :2].clamp(0.1, 0.9)
+    plain = tiny(khp_condition="first_pose", use_stu=False).eval()
+    warped = tiny(khp_condition="first_pose", use_stu=False, warp_sigma=0.05).eval()
+    with torch.no_grad():
+        # untrained, the KHP holds the first pose: nothing to warp by
+        out = warped(b["audio"], 4, b["video"][:, 0], first_pose=first)
+        ref = plain(b["audio"], 4, b["video"][:, 0], first_pose=first)
+        assert torch.allclose(out["frames"], ref["frames"], atol=1e-5)
+        # the generation's first pose is the anchor of every chained window
+        assert torch.equal(out["state"]["anchor"], first)
+        # keypoints that move carry the frame's pixels with them
+        warped.generator.khp.head.bias.add_(0.5)  # type: ignore[union-attr]
+        moved = warped(b["audio"], 4, b["video"][:, 0], first_pose=first)
+        assert (moved["frames"] - ref["frames"]).abs().mean() > 0.01
+        nxt = warped(b["audio"], 4, state=moved["state"])
+        assert torch.equal(nxt["state"]["anchor"], first)
+    with pytest.raises(AudiovisError, match="warp_sigma"):
+        tiny(warp_sigma=-0.1)
