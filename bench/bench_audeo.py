@@ -55,6 +55,7 @@ DEFAULT_V2R: dict[str, Any] = dict(
     key_offset=0, num_keys=88, input_size=(32, 192), width=16, head_grid=(1, 6),
     detector=(8, 2, 96), colour=True,
 )  # fmt: skip
+STUDIO_BOX = (0.0, 0.2, 1.0, 0.45)  # audiovis.models.audeo.STUDIO_KEYBOARD_BOX
 THRESHOLDS = [round(0.05 * i, 2) for i in range(2, 19)]
 
 
@@ -84,13 +85,16 @@ def load_pieces(root: Path, model: Any) -> dict[str, list[dict[str, Any]]]:
             continue
         folder = root / perf["name"]
         frames = np.load(folder / "frames.npy", mmap_mode="r")
+        # the model's box; "auto": located once per performance (as `audiovis transcribe`)
+        sample = np.array(frames[np.linspace(0, len(frames) - 1, 32).round().astype(int)])
+        box = model.box_for(torch.from_numpy(sample).permute(0, 3, 1, 2), "byte", folder)
         crops = torch.cat([
             model.crops(torch.from_numpy(np.array(frames[i : i + 250])).permute(0, 3, 1, 2),
-                        value_range="byte").contiguous()
+                        box, value_range="byte").contiguous()
             for i in range(0, len(frames), 250)
         ])  # fmt: skip
         pieces[perf["split"]].append({
-            "name": perf["name"], "crops": crops,
+            "name": perf["name"], "crops": crops, "box": [round(v, 4) for v in box],
             "roll": torch.from_numpy(np.load(folder / "roll.npy").astype(np.float32)),
             "notes": midi_notes(folder / "notes.mid"),
         })  # fmt: skip
@@ -336,7 +340,9 @@ def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
     torch.manual_seed(0)
     root = build_data(args.minutes)
-    v2r_config = {**DEFAULT_V2R, "width": args.width, "input_size": tuple(args.input)}
+    v2r_config = {**DEFAULT_V2R, "width": args.width, "input_size": tuple(args.input),
+                  "keyboard_box": args.keyboard_box if args.keyboard_box == "auto" else
+                  STUDIO_BOX}  # fmt: skip
     v2r = load_video2roll(args.video2roll) if args.video2roll else Video2Roll(**v2r_config)
     pieces = load_pieces(root, v2r)
     held, val, test = pieces["val"] + pieces["test"], pieces["val"], pieces["test"]
@@ -388,6 +394,7 @@ def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "held_out_pieces": {"val": [p["name"] for p in val], "test": [p["name"] for p in test]},
         "held_out_frames": int(sum(len(p["roll"]) for p in held)),
         "train_pieces": len(pieces["train"]),
+        "crop_boxes": {p["name"]: p["box"] for split in pieces.values() for p in split},
         "video2roll_training": v2r_run,
         "roll2midi_training": r2m_run,
         "video2roll_threshold_chosen_on_val": v2r.threshold,
@@ -443,6 +450,70 @@ def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "checkpoints": [str(v2r_ckpt), str(r2m_ckpt)],
     }  # fmt: skip
     return figures, config
+
+
+def other_looks(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Held-out onset F1 of trained checkpoints on the test piece rendered again, note for
+    note, under other performer looks (camera zoom, framing, colours): p0 is the look the
+    set rendered it with; p1-p3 play the train pieces; p4-p7 appear nowhere in training."""
+    from audiovis.data.schema import read_manifest
+    from audiovis.data.studio.rigs.base import Look
+    from audiovis.data.studio.rigs.piano import PianoRig
+    from audiovis.data.studio.score import Note, Score
+    from audiovis.models.audeo import load_roll2midi, load_video2roll
+
+    root = build_data(args.minutes)
+    v2r = load_video2roll(args.video2roll)
+    r2m = load_roll2midi(args.roll2midi, v2r)
+    test = load_pieces(root, v2r)["test"][0]
+    meta = json.loads((root / test["name"] / "meta.json").read_text())
+    num_frames, size = int(meta["num_frames"]), int(meta["size"][0])
+    notes = [Note(n.pitch, n.start, n.end, n.velocity) for n in test["notes"]]
+    score_ = Score(name=test["name"], notes=notes, beats=np.arange(0.0, num_frames / FPS, 0.5))
+    keys = (v2r.key_offset, v2r.key_offset + v2r.num_keys)
+    rig = PianoRig()
+    figures: dict[str, Any] = {}
+    load_before = load()
+    for index in range(args.other_looks):
+        look = Look.performer_look(index)
+        take = rig.render(score_, np.full(num_frames, 0.5), look, size, FPS, num_frames)
+        video = torch.from_numpy(take.frames).permute(0, 3, 1, 2)
+        box = v2r.box_for(video, "byte")
+        probs = v2r.predict_probabilities(v2r.crops(video, box, value_range="byte"))
+        raw = (v2r.full_roll(probs).numpy() >= v2r.threshold).astype(np.uint8)
+        refined = (v2r.full_roll(r2m.refine(probs)).numpy() >= r2m.threshold).astype(np.uint8)
+        piece = {**test, "roll": torch.from_numpy(rig_roll(take, rig, look))}
+        figures[look.performer] = {
+            "zoom": round(look.zoom, 3), "shift": [round(v, 3) for v in look.shift],
+            "crop_box": [round(v, 4) for v in box],
+            "video2roll_thresholded": score([piece], [raw], keys, FPS),
+            "roll2midi": score([piece], [refined], keys, FPS),
+        }  # fmt: skip
+        print(look.performer, figures[look.performer], flush=True)
+    looks = dict(figures)
+    train = [m["name"] for m in read_manifest(root).performances if m["split"] == "train"]
+    seen = {json.loads((root / name / "meta.json").read_text())["performer"] for name in train}
+    for stage in ("video2roll_thresholded", "roll2midi"):
+        for what in ("frame_f1", "onset_f1"):
+            groups = (("", list(looks)), ("_seen_in_training", sorted(seen & set(looks))),
+                      ("_unseen", sorted(set(looks) - seen)))  # fmt: skip
+            for group, names in groups:
+                values = [looks[n][stage][what] for n in names]
+                if values:
+                    figures[f"mean{group}_{stage}_{what}"] = round(float(np.mean(values)), 4)
+    figures["looks_seen_in_training"] = sorted(seen)
+    figures["load_average_before"], figures["load_average_after"] = load_before, load()
+    config = {"studio_root": str(root), "piece": test["name"], "frames": num_frames,
+              "size": size, "looks": [f"p{i}" for i in range(args.other_looks)],
+              "video2roll": args.video2roll, "roll2midi": args.roll2midi,
+              "keyboard_box": v2r.keyboard_box, "loudness": "constant 0.5 (hands only)",
+              "truth": "the rig's own key probes (PianoRig.pressed_from_pixels)"}  # fmt: skip
+    return figures, config
+
+
+def rig_roll(take: Any, rig: Any, look: Any) -> np.ndarray:
+    """The keys down in each rendered frame, read back exactly from the rig's probes."""
+    return np.asarray(rig.pressed_from_pixels(take.frames, look), np.float32)
 
 
 def save_bytes(data: bytes, path: Path) -> None:
@@ -543,6 +614,9 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=DEFAULT_V2R["width"])
     parser.add_argument("--input", type=int, nargs=2, default=list(DEFAULT_V2R["input_size"]))
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--keyboard-box", choices=("fixed", "auto"), default="fixed",
+                        help="Video2Roll's crop: the studio's fixed box, or the keyboard "
+                        "located per performance (keyboard_box: auto)")  # fmt: skip
     parser.add_argument("--augment-shift", type=int, default=-1,
                         help="augment Video2Roll's inputs, shifting up to this many pixels "
                         "(-1: no augmentation)")  # fmt: skip
@@ -571,11 +645,22 @@ def main() -> None:
     parser.add_argument("--zoo", action="store_true", help="copy the checkpoints to the zoo")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed figures")
     parser.add_argument("--speed-only", action="store_true", help="only the speed figures")
+    parser.add_argument("--other-looks", type=int, default=0,
+                        help="only score --video2roll/--roll2midi on the test piece rendered "
+                        "under performer looks p0..p<N-1>")  # fmt: skip
+    parser.add_argument("--roll2midi", help="a Roll2Midi checkpoint (for --other-looks)")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.other_looks:
+        figures, config = other_looks(args)
+        v2r_box = config["keyboard_box"]
+        write_result("audeo", "looks_auto" if v2r_box == "auto" else "looks_fixed", config,
+                     figures)  # fmt: skip
+        return
     if not args.speed_only:
         figures, config = learning(args)
-        write_result("audeo", "learning", config, figures)
+        auto = args.keyboard_box == "auto"  # kept apart from the fixed box's record
+        write_result("audeo", "learning_auto" if auto else "learning", config, figures)
     if not args.no_speed:
         figures, config = speed(args)
         write_result("audeo", "speed", config, figures)

@@ -36,7 +36,7 @@ def make_dataset(
             size=(size, size),
             streams=[],
         )
-        arrays = {
+        arrays: dict[str, np.ndarray] = {
             "video": rng.integers(0, 255, (t, size, size, 3), dtype=np.uint8),
             "keypoints": rng.random((t, NUM_KEYPOINTS, 3), dtype=np.float32),
         }

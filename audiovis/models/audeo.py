@@ -30,6 +30,9 @@ from audiovis.networks.audeo import PatchDiscriminator, Roll2MidiGenerator, Vide
 # the keys span nearly the full width, their far edge lies at 0.23–0.29 of the height and they
 # are 0.27–0.32 of it long over the rig's camera looks; the box adds the fingers below them.
 STUDIO_KEYBOARD_BOX = (0.0, 0.2, 1.0, 0.45)
+# The keys' own box (x, y, w, h) in the studio's nominal framing (zoom 1, no shift), as
+# locate_keyboard finds it: where "auto" models crop when no keyboard can be located.
+STUDIO_KEYS = (0.04, 0.26, 0.92, 0.3)
 _FACTORIES = ("_optimizer", "_scheduler")
 CONTEXT = 2  # frames on each side of the predicted one (5 stacked frames)
 
@@ -84,6 +87,144 @@ def check_box(box: Sequence[float]) -> tuple[float, float, float, float]:
             f"keyboard_box {list(box)} (fractions of the frame) is not inside the frame"
         )
     return x, y, w, h
+
+
+# ------------------------------------------------------------------- keyboard registration
+
+# The crop a located keyboard gives the network: the keys' box widened by these fractions of
+# the keys' length above (the fallboard's edge) and below (the fingers on the keys' front), as
+# the fixed studio box holds them in the nominal framing.
+AUTO_MARGIN_ABOVE = 0.2
+AUTO_MARGIN_BELOW = 0.3
+LOCATE_FRAMES = 32  # frames (evenly spaced) whose median the keyboard is located in
+_DARK = 0.5  # grey level (0..1) below which a pixel reads as a black key or the case
+_MIN_BLACK_KEYS = 12  # dark runs a row needs to count as crossing the black keys (36 on 88)
+_MIN_BAR_AGREEMENT = 0.85  # pixels of the black keys' top rows matching their median row
+# white keys (A0 = 0) of the 88 keys, and where each black key sits between them
+_WHITE_OF_KEY = np.cumsum([(k + 9) % 12 not in (1, 3, 6, 8, 10) for k in range(NUM_KEYS)]) - 1
+_IS_BLACK = np.array([(k + 9) % 12 in (1, 3, 6, 8, 10) for k in range(NUM_KEYS)])
+
+
+def _grey(frames: Tensor | np.ndarray, value_range: str) -> np.ndarray:
+    """(H, W) grey level in [0, 1]: the median over (up to ``LOCATE_FRAMES``) frames
+    (..., 3, H, W) (tensors, the batch layout) or (..., H, W, 3) (numpy, the file layout)."""
+    if isinstance(frames, Tensor):
+        x = frames.detach().reshape(-1, *frames.shape[-3:]).float()
+        channels_first = True
+    else:
+        x = torch.from_numpy(np.ascontiguousarray(frames).reshape(-1, *frames.shape[-3:]))
+        x = x.float()
+        channels_first = False
+    if len(x) > LOCATE_FRAMES:
+        x = x[torch.linspace(0, len(x) - 1, LOCATE_FRAMES).round().long()]
+    weights = torch.tensor([0.299, 0.587, 0.114])
+    grey = (x * weights[:, None, None]).sum(1) if channels_first else (x * weights).sum(-1)
+    grey = (grey + 1) / 2 if value_range == "signed" else grey / 255.0
+    return grey.median(dim=0).values.numpy()
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Starts and (exclusive) ends of the runs of True in a 1-d bool array."""
+    padded = np.concatenate([[False], mask, [False]]).astype(np.int8)
+    edges = np.diff(padded)
+    return np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+
+
+def locate_keyboard(
+    frames: Tensor | np.ndarray,
+    value_range: str = "byte",
+    name: str | os.PathLike[str] | None = None,
+) -> tuple[float, float, float, float]:
+    """The box (x, y, w, h), in fractions of the frame, that the 88 keys span in a video.
+
+    From pixels only: the median of the frames removes the moving hands; the rows crossing
+    the black keys are those with many dark runs between bright ones (36 black keys); the
+    keyboard's ends are the bright (white-key) runs just outside the first and last black
+    key on the black keys' top rows (no hand reaches there), its far edge the last bright row
+    above them and its near edge the last mostly bright row below them.
+
+    Args:
+        frames: (..., 3, H, W) tensor frames in [-1, 1] (``value_range="signed"``) or 0..255
+            (``"byte"``), or (..., H, W, 3) uint8 numpy frames (as files store them).
+        name: the video's file, named in the error.
+
+    Returns:
+        (x, y, w, h) of the keys' outer edges, as fractions of the frame's width and height.
+
+    Raises:
+        AudiovisError (FileProblem with ``name``): no keyboard is seen.
+    """
+    grey = _grey(frames, value_range)
+    height, width = grey.shape
+
+    def fail(problem: str) -> AudiovisError:
+        what = f"no piano keyboard found ({problem})"
+        return FileProblem(Path(name), what) if name is not None else AudiovisError(what)
+
+    dark = grey < _DARK
+    runs = (dark[:, 1:] & ~dark[:, :-1]).sum(axis=1)  # dark runs starting after a bright pixel
+    if runs.max(initial=0) < _MIN_BLACK_KEYS:
+        raise fail("no row crosses a row of black keys")
+    band_starts, band_ends = _runs(runs >= max(_MIN_BLACK_KEYS, 0.6 * runs.max()))
+    longest = int(np.argmax(band_ends - band_starts))
+    b0, b1 = int(band_starts[longest]), int(band_ends[longest])
+    # the black keys' top rows (a third of them): hands never reach there
+    profile = np.median(grey[b0 : b0 + max(1, (b1 - b0) // 3)], axis=0) >= _DARK  # bright
+    starts, ends = _runs(profile)
+    # the black keys: dark runs with bright on both sides, of about one width (the case's
+    # sides and a hand resting on the keys are wider); A0 and C8 are the white runs just
+    # outside the first and last of them
+    dark_starts, dark_ends = _runs(~profile)
+    inner = (dark_starts > 0) & (dark_ends < width)
+    sizes = dark_ends - dark_starts
+    if inner.sum() < _MIN_BLACK_KEYS:
+        raise fail("too few black keys")
+    keys = inner & (sizes <= 3 * np.median(sizes[inner]))
+    k_first, k_last = np.flatnonzero(keys)[[0, -1]]
+    left_run = np.flatnonzero(ends == dark_starts[k_first])
+    right_run = np.flatnonzero(starts == dark_ends[k_last])
+    if not len(left_run) or not len(right_run):
+        raise fail("the keyboard's ends are not bright")
+    left, right = int(starts[left_run[0]]), int(ends[right_run[0]])
+    # black keys are vertical bars: each of the top rows repeats the profile's dark pattern
+    # (rows of texture or noise also hold many dark runs, but not the same ones row by row)
+    rows = grey[b0 : b0 + max(1, (b1 - b0) // 3), left:right] >= _DARK
+    if (rows == profile[None, left:right]).mean() < _MIN_BAR_AGREEMENT:
+        raise fail("the dark runs are not the vertical bars of black keys")
+    # far edge: up from the black keys while the keyboard's row is mostly bright
+    bright_rows = (grey[:, left:right] >= _DARK).mean(axis=1)
+    top = b0
+    while top > 0 and bright_rows[top - 1] >= 0.5:
+        top -= 1
+    front = b1
+    while front < height and bright_rows[front] >= 0.5:
+        front += 1
+    if front - top < 2 or right - left < 2:
+        raise fail("the keys are too small")
+    return left / width, top / height, (right - left) / width, (front - top) / height
+
+
+def crop_box(
+    keys: Sequence[float], key_offset: int = 0, num_keys: int = NUM_KEYS
+) -> tuple[float, float, float, float]:
+    """The crop (x, y, w, h) a located keyboard ``keys`` (as :func:`locate_keyboard` gives
+    it) makes for a model of keys ``key_offset`` … ``key_offset + num_keys - 1``: from the
+    first key's left edge to the last key's right edge (the 52 white keys are equally wide;
+    a black key end counts 0.3 white widths past the boundary it sits on), and from
+    ``AUTO_MARGIN_ABOVE`` key lengths above the keys to ``AUTO_MARGIN_BELOW`` below them,
+    clipped to the frame."""
+    x, y, w, h = (float(v) for v in keys)
+    white = w / 52
+
+    def edge(key: int, right: bool) -> float:
+        if _IS_BLACK[key]:
+            return x + white * (_WHITE_OF_KEY[key] + 1 + (0.3 if right else -0.3))
+        return x + white * (_WHITE_OF_KEY[key] + (1 if right else 0))
+
+    x0, x1 = edge(key_offset, False), edge(key_offset + num_keys - 1, True)
+    y0, y1 = y - AUTO_MARGIN_ABOVE * h, y + (1 + AUTO_MARGIN_BELOW) * h
+    x0, y0, x1, y1 = max(x0, 0.0), max(y0, 0.0), min(x1, 1.0), min(y1, 1.0)
+    return check_box((x0, y0, x1 - x0, y1 - y0))
 
 
 def stack_context(crops: Tensor, index: Tensor) -> Tensor:
@@ -151,7 +292,12 @@ class Video2Roll(AudioVisualModule):
         num_keys: keys predicted (51 as the original, 88 with offset 0 for the full keyboard).
         input_size: (height, width) of the crops (100 × 900 in the original).
         keyboard_box: (x, y, w, h) of the keyboard in fractions of the frame; the studio
-            piano rig's keyboard (and the fingers on it) by default.
+            piano rig's keyboard (and the fingers on it) by default; ``"auto"`` locates the
+            keys in each video (:func:`locate_keyboard`; in training once per performance,
+            from the first 5-frame clip of it seen, which costs about 15 % of a step against
+            45 % located per sample; once per call of :meth:`crops`) and crops the model's
+            keys (:func:`crop_box`), so every key sits at the same place of the crop whatever
+            the camera's zoom and framing.
         width: channels of the ResNet's first stage (64 as ResNet-18).
         head_grid: (rows, columns) grid the fused features keep for the key classifier
             (``Video2RollNet``); ``None`` for the original's global average.
@@ -178,7 +324,7 @@ class Video2Roll(AudioVisualModule):
         key_offset: int = 15,
         num_keys: int = 51,
         input_size: tuple[int, int] = (100, 900),
-        keyboard_box: tuple[float, float, float, float] = STUDIO_KEYBOARD_BOX,
+        keyboard_box: tuple[float, float, float, float] | str = STUDIO_KEYBOARD_BOX,
         width: int = 64,
         threshold: float = 0.4,
         fps: float = 25.0,
@@ -202,7 +348,15 @@ class Video2Roll(AudioVisualModule):
             )
         if not 0 < threshold < 1:
             raise AudiovisError(f"threshold must be in (0, 1), got {threshold}")
-        self.keyboard_box = check_box(keyboard_box)
+        self.keyboard_box: tuple[float, float, float, float] | str
+        if isinstance(keyboard_box, str):
+            if keyboard_box != "auto":
+                raise AudiovisError(
+                    f'keyboard_box must be (x, y, w, h) or "auto", got {keyboard_box!r}'
+                )
+            self.keyboard_box = "auto"
+        else:
+            self.keyboard_box = check_box(keyboard_box)
         self.key_offset, self.num_keys = key_offset, num_keys
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.threshold, self.fps, self.sample_rate = threshold, fps, sample_rate
@@ -226,17 +380,44 @@ class Video2Roll(AudioVisualModule):
                                  head_grid=self.config["head_grid"],
                                  detector=self.config["detector"])  # fmt: skip
         self.val_frames = FrameMetrics(threshold, logits=True)
+        # "auto": each performance's located crop box, by (trainer stage, performance index)
+        self._boxes: dict[tuple[str, int], tuple[float, float, float, float]] = {}
 
     def forward(self, stacks: Tensor) -> Tensor:
         """Key logits (B, num_keys) of stacks (B, 5, h, w) in [0, 1] ((B, 15, h, w) in
         colour)."""
         return self.net(stacks)
 
+    def box_for(
+        self,
+        video: Tensor | np.ndarray,
+        value_range: str = "signed",
+        name: str | os.PathLike[str] | None = None,
+    ) -> tuple[float, float, float, float]:
+        """The crop box (x, y, w, h) this model reads from a video's frames (..., 3, H, W):
+        its fixed box, or with ``keyboard_box="auto"`` the located keyboard's (``name``: the
+        video's file, named when no keyboard is found)."""
+        if self.keyboard_box == "auto":
+            keys = locate_keyboard(video, value_range, name)
+            return crop_box(keys, self.key_offset, self.num_keys)
+        assert not isinstance(self.keyboard_box, str)
+        return self.keyboard_box
+
+    def studio_box(self) -> tuple[float, float, float, float]:
+        """The crop box of the studio's nominal framing: the fixed box, or with
+        ``keyboard_box="auto"`` the crop of the keys where the studio's rig draws them at
+        zoom 1 without shift (a fallback where no keyboard is located)."""
+        if self.keyboard_box == "auto":
+            return crop_box(STUDIO_KEYS, self.key_offset, self.num_keys)
+        assert not isinstance(self.keyboard_box, str)
+        return self.keyboard_box
+
     def crops(self, video: Tensor, box: Sequence[float] | None = None,
               value_range: str = "signed") -> Tensor:  # fmt: skip
         """This model's keyboard crops of frames (..., 3, H, W): (..., h, w), or
-        (..., 3, h, w) in colour (``keyboard_crops`` with the model's box and size)."""
-        box = self.keyboard_box if box is None else box
+        (..., 3, h, w) in colour (``keyboard_crops`` with the model's box and size; with
+        ``keyboard_box="auto"`` the box is located in these frames, see :meth:`box_for`)."""
+        box = self.box_for(video, value_range) if box is None else box
         return keyboard_crops(video, box, self.input_size, value_range, self.colour)
 
     def keys(self, roll: Tensor) -> Tensor:
@@ -250,9 +431,34 @@ class Video2Roll(AudioVisualModule):
                 f"Video2Roll reads windows of {2 * CONTEXT + 1} frames; set data.clip_frames=5 "
                 f"(got {video.shape[1]})"
             )
-        stacks = self.crops(video).flatten(1, -3)  # (B, 5, h, w) or (B, 15, h, w)
+        if self.keyboard_box == "auto":
+            boxes = self._batch_boxes(batch)
+            parts: dict[int, Tensor] = {}
+            for box in dict.fromkeys(boxes):  # the samples of one performance: one crop call
+                rows = [i for i, b in enumerate(boxes) if b == box]
+                parts.update(zip(rows, self.crops(video[rows], box), strict=True))
+            stacks = torch.stack([parts[i] for i in range(len(video))]).flatten(1, -3)
+        else:
+            stacks = self.crops(video).flatten(1, -3)  # (B, 5, h, w) or (B, 15, h, w)
         target = self.keys(batch["roll"][:, CONTEXT]).float()
         return self(stacks), target
+
+    def _batch_boxes(self, batch: dict[str, Tensor]) -> list[tuple[float, float, float, float]]:
+        """The "auto" crop box of each sample of a batch: located once per performance (in
+        the first clip of it seen, cached per trainer stage, as `audiovis transcribe`
+        locates once per video), or in each sample's own frames when the batch does not
+        say which performance it comes from."""
+        video, performance = batch["video"], batch.get("performance")
+        if performance is None or self._trainer is None:
+            return [self.box_for(clip) for clip in video]
+        stage = str(self.trainer.state.stage)
+        boxes = []
+        for clip, index in zip(video, performance.tolist(), strict=True):
+            key = (stage, int(index))
+            if key not in self._boxes:
+                self._boxes[key] = self.box_for(clip)
+            boxes.append(self._boxes[key])
+        return boxes
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         logits, target = self._step(batch)
@@ -283,6 +489,7 @@ class Video2Roll(AudioVisualModule):
     # ---------------------------------------------------------------- balanced sampling
 
     def setup(self, stage: str) -> None:
+        self._boxes.clear()  # the data may have changed since the last run
         if stage != "fit" or not self.hparams["balanced_sampler"] or self._trainer is None:
             return
         datamodule = getattr(self.trainer, "datamodule", None)
@@ -494,9 +701,12 @@ class Roll2Midi(GANModule):
                                   "Video2Roll on it, and there is none")  # fmt: skip
             frames = np.load(source, mmap_mode="r")
             v2r = self.video2roll
+            # one box per performance ("auto": located in frames spread over all of it)
+            sample = np.array(frames[np.linspace(0, len(frames) - 1, LOCATE_FRAMES).astype(int)])
+            box = v2r.box_for(torch.from_numpy(sample).permute(0, 3, 1, 2), "byte", source)
             crops = torch.cat([
                 v2r.crops(torch.from_numpy(np.array(frames[i : i + 256])).permute(0, 3, 1, 2),
-                          value_range="byte")
+                          box, value_range="byte")
                 for i in range(0, len(frames), 256)
             ])  # fmt: skip
             probs = v2r.predict_probabilities(crops.to(self.device)).cpu().numpy()

@@ -311,7 +311,12 @@ def run(
     def audeo(video: np.ndarray, what: str) -> dict[str, np.ndarray]:
         say(f"transcribing the {what} with Video2Roll + Roll2Midi")
         tensor = torch.from_numpy(video).permute(0, 3, 1, 2)
-        crops = torch.cat([v2r.crops(tensor[i : i + 64], value_range="byte")
+        try:  # once per video (a model with keyboard_box "auto" locates the keyboard)
+            box = v2r.box_for(tensor, "byte")
+        except AudiovisError as err:
+            box = v2r.studio_box()
+            say(f"{err}: cropping the studio's keyboard box in the {what}")
+        crops = torch.cat([v2r.crops(tensor[i : i + 64], box, value_range="byte")
                            for i in range(0, len(tensor), 64)])  # fmt: skip
         with tqdm(total=len(crops), unit="frame", desc="Video2Roll", disable=args.quiet) as bar:
             rolls = transcribe(crops, v2r, r2m, progress=bar.update)

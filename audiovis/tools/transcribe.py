@@ -110,6 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--box", help="keyboard box x,y,w,h in pixels (default: the model's, in fractions)"
     )
+    parser.add_argument(
+        "--keyboard-box",
+        type=float,
+        nargs=4,
+        metavar=("X", "Y", "W", "H"),
+        help="keyboard box in fractions of the frame (default: the model's box, or for a "
+        'model with keyboard_box "auto" the keyboard located in the first frames)',
+    )
     parser.add_argument("--program", type=int, default=0, help="General MIDI program (0..127)")
     parser.add_argument("--soundfont", help="a General MIDI .sf2 (default: pretty_midi's)")
     parser.add_argument("--threshold", type=float, help="key-down probability (model's)")
@@ -150,8 +158,10 @@ def _transcribe(args: argparse.Namespace) -> int:
     from audiovis.media import VideoWriter, atomic_path, write_audio
     from audiovis.models.audeo import (
         check_box,
+        crop_box,
         load_roll2midi,
         load_video2roll,
+        locate_keyboard,
         render,
         roll_image,
         transcribe,
@@ -166,6 +176,10 @@ def _transcribe(args: argparse.Namespace) -> int:
     v2r = load_video2roll(args.video2roll)
     r2m = load_roll2midi(args.roll2midi, v2r) if args.roll2midi else None
     box: Any = v2r.keyboard_box
+    if args.box and args.keyboard_box:
+        raise AudiovisError("give --box (pixels) or --keyboard-box (fractions), not both")
+    if args.keyboard_box:
+        box = check_box(args.keyboard_box)
     if args.box:
         x, y, w, h = parse_box(args.box)
         if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > width or y + h > height:
@@ -185,6 +199,12 @@ def _transcribe(args: argparse.Namespace) -> int:
     kept: list[np.ndarray] = []
     kept_bytes = 0
     for chunk in _chunks(frames_at(video, fps), 64):
+        if box == "auto":  # located once, in the first frames (up to 64, 2.6 s)
+            keys = locate_keyboard(chunk, "byte", name=video)
+            box = crop_box(keys, v2r.key_offset, v2r.num_keys)
+            if not args.quiet:
+                print(f"keyboard located at x, y, w, h = {', '.join(f'{v:.4f}' for v in keys)}"
+                      f" of the frame; crop {', '.join(f'{v:.4f}' for v in box)}")  # fmt: skip
         if kept_bytes + chunk.nbytes <= KEEP_FRAMES_BYTES:
             kept.append(chunk)
         kept_bytes += chunk.nbytes
@@ -234,7 +254,9 @@ def _transcribe(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     notes = sum(len(i.notes) for i in midi.instruments)
-    print(f"{len(all_crops)} frames, {notes} notes → {', '.join(str(p) for p in written)}")
+    where = ", ".join(f"{v:.4f}" for v in box)
+    print(f"{len(all_crops)} frames, {notes} notes, keyboard crop (x, y, w, h) {where} → "
+          f"{', '.join(str(p) for p in written)}")  # fmt: skip
     return 0
 
 

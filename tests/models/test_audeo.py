@@ -3,6 +3,7 @@ both models through the real CLI."""
 
 from __future__ import annotations
 
+import types
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +16,11 @@ from audiovis.models.audeo import (
     BalancedMultilabelSampler,
     Roll2Midi,
     Video2Roll,
+    crop_box,
     keyboard_crops,
     load_roll2midi,
     load_video2roll,
+    locate_keyboard,
     stack_context,
     transcribe,
 )
@@ -116,6 +119,117 @@ def test_keyboard_crops_in_colour() -> None:
                            torch.tensor([1]))  # fmt: skip
     assert stacks.shape == (1, 15, 2, 2)
     assert stacks[0, :, 0, 0].tolist() == [0.0] * 6 + [1.0] * 3 + [2.0] * 3 + [3.0] * 3
+
+
+# ------------------------------------------------------------------- keyboard registration
+
+WHITE = np.array([(k + 9) % 12 not in (1, 3, 6, 8, 10) for k in range(88)])
+
+
+def _piano(size: int, performer: int, frames: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Frames (T, H, W, 3) of the studio's piano under a performer's look, hands playing
+    across the keyboard, and the exact key boxes (88, 4) the rig drew."""
+    from audiovis.data.studio.rigs.base import Look
+    from audiovis.data.studio.rigs.piano import PianoRig
+    from audiovis.data.studio.score import Note, Score
+
+    notes = [Note(21 + (29 * i) % 88, 0.04 * i, 0.04 * i + 0.1) for i in range(frames)]
+    score = Score(name="spread", notes=notes, beats=np.arange(0.0, 1.0, 0.5))
+    look, rig = Look.performer_look(performer), PianoRig()
+    take = rig.render(score, np.full(frames, 0.5), look, size, 25.0, frames)
+    return take.frames, rig.key_boxes(size, look)
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_locate_keyboard_finds_the_keys_under_every_look(size: int) -> None:
+    """The located box is the keys' outer edges the rig drew, within a pixel, whatever the
+    look's zoom and framing (the keyboard moves by several keys between looks)."""
+    lefts = []
+    for performer in range(5):
+        frames, boxes = _piano(size, performer)
+        truth = np.array([boxes[0, 0], boxes[WHITE, 1].min(), boxes[87, 2], boxes[WHITE, 3].max()])
+        for video in (frames, frames[2:3]):  # several frames (their median) or a single one
+            x, y, w, h = locate_keyboard(video)
+            got = np.array([x, y, x + w, y + h]) * size
+            assert np.abs(got - truth).max() <= 1.0, (performer, got, truth)
+        lefts.append(truth[0])
+        # the same from tensors as batches hold them, (T, 3, H, W) in [-1, 1]
+        signed = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1
+        assert np.allclose(locate_keyboard(signed, "signed"), locate_keyboard(frames), atol=1e-6)
+    assert max(lefts) - min(lefts) >= 2  # the looks do move the keyboard
+
+
+def test_locate_keyboard_without_a_keyboard_is_one_error(tmp_path: Path) -> None:
+    blank = np.full((3, 64, 64, 3), 200, np.uint8)
+    with pytest.raises(AudiovisError, match="no piano keyboard found"):
+        locate_keyboard(blank)
+    noise = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 3), dtype=np.uint8)
+    with pytest.raises(FileProblem, match="clip.mp4.*no piano keyboard found"):
+        locate_keyboard(noise, name=tmp_path / "clip.mp4")
+
+
+def test_auto_box_puts_each_key_at_the_same_crop_position() -> None:
+    """With keyboard_box "auto" a key lands on the same crop column under every look (to a
+    crop pixel), where the fixed box moves it by several pixels; the crop spans the model's
+    key range only."""
+    model = Video2Roll(**{**TINY_V2R, "keyboard_box": "auto", "input_size": (16, 96)})
+    narrow = Video2Roll(**{**TINY_V2R, "keyboard_box": "auto", "key_offset": 15, "num_keys": 51})
+    fixed = Video2Roll(**{**TINY_V2R, "keyboard_box": (0.0, 0.2, 1.0, 0.45)})
+    auto_cols, fixed_cols = [], []
+    for performer in range(4):
+        frames, boxes = _piano(128, performer)
+        video = torch.from_numpy(frames).permute(0, 3, 1, 2)
+        centres = (boxes[:, 0] + boxes[:, 2]) / 2 / 128  # each key's centre, frame fractions
+        for m, cols in ((model, auto_cols), (fixed, fixed_cols)):
+            x, _, w, _ = m.box_for(video, "byte")
+            cols.append((centres - x) / w * m.input_size[1])  # crop columns of the keys
+        x, _, w, _ = narrow.box_for(video, "byte")
+        first, last = (centres[[15, 65]] - x) / w  # the range's keys fill the narrow crop
+        assert 0 < first < 0.05 and 0.95 < last < 1, (first, last)
+        assert model.crops(video, value_range="byte").shape == (5, 16, 96)
+    # a key's spread over the looks, in crop pixels: under a white key's width (96 / 52) and
+    # mostly the rig's own rounding of key edges to whole frame pixels, against several keys
+    auto_spread, fixed_spread = np.ptp(np.stack(auto_cols), 0), np.ptp(np.stack(fixed_cols), 0)
+    assert auto_spread.max() < 1.5 and np.median(auto_spread) < 0.8, auto_spread
+    assert fixed_spread.max() >= 3.0
+    assert crop_box((0.0, 0.0, 1.0, 0.9)) == (0.0, 0.0, 1.0, 1.0)  # clipped to the frame
+
+
+def test_auto_box_trains_and_round_trips(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A training step locates each sample's keyboard in its 5 frames, or under a trainer
+    once per performance (the same boxes); the "auto" option survives the checkpoint;
+    anything else than a box or "auto" is one error."""
+    import audiovis.models.audeo as audeo
+
+    clips = []
+    for performer in (1, 3):  # two looks: the keyboard sits elsewhere in each
+        frames, _ = _piano(64, performer)
+        clips.append(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 127.5 - 1)
+    video = torch.stack([clips[0], clips[1], clips[0].flip(0), clips[1].flip(0)])
+    batch = {"video": video, "roll": torch.zeros(4, 5, 88)}
+    model = Video2Roll(**{**TINY_V2R, "keyboard_box": "auto"}).eval()
+    loss = model.training_step(batch, 0)
+    assert torch.isfinite(loss)
+    with torch.no_grad():
+        each, _ = model._step(batch)
+    calls: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> tuple[float, float, float, float]:
+        calls.append(1)
+        return locate_keyboard(*args, **kwargs)
+
+    monkeypatch.setattr(audeo, "locate_keyboard", counted)
+    model._trainer = types.SimpleNamespace(state=types.SimpleNamespace(stage="train"))  # type: ignore[assignment]
+    with torch.no_grad():
+        cached, _ = model._step({**batch, "performance": torch.tensor([0, 1, 0, 1])})
+        model._step({**batch, "performance": torch.tensor([1, 0, 1, 0])})
+    assert len(calls) == 2  # one per performance, not per sample or batch
+    assert len(set(model._boxes.values())) == 2
+    torch.testing.assert_close(cached, each)
+    path = save_video2roll(tmp_path / "auto.ckpt", keyboard_box="auto")
+    assert load_video2roll(path).keyboard_box == "auto"
+    with pytest.raises(AudiovisError, match='or "auto"'):
+        Video2Roll(keyboard_box="find")  # type: ignore[arg-type]
 
 
 def test_stack_context_repeats_the_edges() -> None:
@@ -259,3 +373,22 @@ def test_fast_inference_paths_match_the_plain_forward(tmp_path: Path) -> None:
     assert half.dtype == torch.float32 and half.shape == (21, 88)
     assert (half - plain).abs().max() < 0.25
     assert transcribe(crops, v2r, bf16=True)["roll"].shape == (21, 88)
+
+
+def test_studio_box_is_the_nominal_framing() -> None:
+    """Where no keyboard is located, an "auto" model crops the keys where the studio draws
+    them at zoom 1 without shift; a fixed-box model keeps its box."""
+    import dataclasses
+
+    from audiovis.data.studio.rigs.base import Look
+    from audiovis.data.studio.rigs.piano import PianoRig
+    from audiovis.data.studio.score import Note, Score
+    from audiovis.models.audeo import STUDIO_KEYS
+
+    look = dataclasses.replace(Look.performer_look(0), zoom=1.0, shift=(0.0, 0.0))
+    score = Score(name="one", notes=[Note(60, 0.0, 0.1)], beats=np.arange(0.0, 1.0, 0.5))
+    frames = PianoRig().render(score, np.full(3, 0.5), look, 128, 25.0, 3).frames
+    assert np.allclose(locate_keyboard(frames), STUDIO_KEYS, atol=1.5 / 128)
+    auto = Video2Roll(**{**TINY_V2R, "keyboard_box": "auto"})
+    assert auto.studio_box() == crop_box(STUDIO_KEYS)
+    assert Video2Roll(**TINY_V2R).studio_box() == (0.0, 0.0, 1.0, 1.0)

@@ -103,3 +103,24 @@ def test_long_videos_are_decoded_again_for_the_mp4(
     assert status == 0 and torch.get_num_threads() == threads
     assert probe(tmp_path / "out" / "arpeggio.mp4")["video"]["frames"] == 40
     assert np.load(tmp_path / "out" / "arpeggio.roll.npy").shape == (40, 88)
+
+
+def test_auto_box_is_located_once_or_overridden(
+    piano_video: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model with keyboard_box "auto" finds the keyboard in the video and says where;
+    --keyboard-box overrides it; a video without a keyboard is one error naming it."""
+    v2r = save_video2roll(tmp_path / "auto.ckpt", keyboard_box="auto")
+    base = ["transcribe", "--video2roll", str(v2r), "--out", str(tmp_path / "out"), "--quiet"]
+    assert main([*base, str(piano_video)]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    x, y, w, h = (float(v) for v in summary.split("(x, y, w, h) ")[1].split(" → ")[0].split(", "))
+    # the studio's look p0 at 64 px: the 88 keys span most of the width below the top quarter
+    assert 0.0 < x < 0.1 and 0.8 < w < 0.96 and 0.1 < y < 0.3 and 0.3 < h < 0.6, summary
+    assert main([*base, str(piano_video), "--keyboard-box", "0", "0.2", "1", "0.45"]) == 0
+    assert "(x, y, w, h) 0.0000, 0.2000, 1.0000, 0.4500" in capsys.readouterr().out
+    blank = write_video(tmp_path / "wall.mp4", np.full((10, 64, 64, 3), 180, np.uint8), 25)
+    out = tmp_path / "blank"
+    err = _error([*base[:-3], "--out", str(out), "--quiet", str(blank)], capsys)
+    assert "wall.mp4" in err and "no piano keyboard found" in err
+    assert not out.exists() or not any(out.iterdir())
