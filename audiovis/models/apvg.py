@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from pytorch_lightning.utilities import rank_zero_info
 from torch import Tensor
+from torchmetrics.classification import MultilabelF1Score
 
 from audiovis.audio import CQT, AudioFrontEnd, frames_to_video_rate
 from audiovis.callbacks import MediaSample
@@ -21,8 +22,10 @@ from audiovis.losses import change_weighted_l1, hinge_discriminator_loss, hinge_
 from audiovis.media import draw_skeleton, hstack_videos, to_uint8
 from audiovis.metrics.video import FrameMetrics, KeypointDistance
 from audiovis.models.base import GANModule, read_checkpoint
+from audiovis.music import NUM_KEYS
 from audiovis.networks.coarse import CoarseVideoGeneratorNet
 from audiovis.networks.discriminators import AudioVideoDiscriminator
+from audiovis.networks.keyboard import KeyPressNet, key_rects, render_presses
 from audiovis.networks.keypoints import KeypointPredictorNet, dlt_heatmaps
 from audiovis.networks.stu import StructuredTemporalUNet
 from audiovis.networks.vgg import VGG19Features, perceptual_loss
@@ -34,17 +37,19 @@ COMPONENTS = {
     "khp": "generator.khp.",
     "cvg": "generator.cvg.",
     "stu": "generator.stu.",
+    "keys": "generator.keys.",
     "discriminator": "discriminator.",
 }
 
 
 class _Generator(torch.nn.Module):
-    """The three generator stages, so one optimizer holds them all."""
+    """The generator stages (and the piano's key presses), so one optimizer holds them all."""
 
     def __init__(self, khp: KeypointPredictorNet | None, cvg: CoarseVideoGeneratorNet | None,
-                 stu: StructuredTemporalUNet | None) -> None:  # fmt: skip
+                 stu: StructuredTemporalUNet | None,
+                 keys: KeyPressNet | None = None) -> None:  # fmt: skip
         super().__init__()
-        self.khp, self.cvg, self.stu = khp, cvg, stu
+        self.khp, self.cvg, self.stu, self.keys = khp, cvg, stu, keys
 
 
 class APVG(GANModule):
@@ -89,6 +94,13 @@ class APVG(GANModule):
             :func:`~audiovis.networks.warp.keypoint_flow`, each keypoint carrying the pixels
             within about ``warp_sigma`` of the frame side), so the performer's limbs move
             where the keypoints go; 0 switches it off (the paper).
+        key_presses: for keyboard instruments (ours, not the paper): a key-press head
+            (:class:`~audiovis.networks.keyboard.KeyPressNet`) predicts from the audio which
+            of the 88 keys are down, trained on the data's ``roll``; the keyboard is located
+            in the first frame (:func:`~audiovis.models.audeo.locate_keyboard`) and the
+            predicted presses are rendered into a press map the STU reads beside the
+            keypoint heatmap, so a pressed key is drawn where it is.
+        w_keys: weight of the key-press head's binary cross-entropy.
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
         w_change: extra weight of the coarse and final frames' L1 where the real video
@@ -125,6 +137,7 @@ class APVG(GANModule):
         cvg_residual: bool = True,
         cvg_anchor: Literal["previous", "first"] = "previous",
         warp_sigma: float = 0.0,
+        key_presses: bool = False,
         stu_base: int = 16,
         stu_depth: int = 4,
         w_coord: float = 10.0,
@@ -134,6 +147,7 @@ class APVG(GANModule):
         w_perceptual: float = 1.0,
         w_adv: float = 0.05,
         w_change: float = 0.0,
+        w_keys: float = 1.0,
         vgg_weights: str | None = None,
         generator_optimizer: OptimizerCallable = torch.optim.Adam,
         discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
@@ -179,8 +193,12 @@ class APVG(GANModule):
                                       residual=cvg_residual, anchor=cvg_anchor) \
             if use_cvg else None  # fmt: skip
         stu = StructuredTemporalUNet(feats, base=stu_base, depth=stu_depth, use_gru=use_gru,
-                                     use_gcn=use_gcn) if use_stu else None  # fmt: skip
-        self.generator = _Generator(khp, cvg, stu)
+                                     use_gcn=use_gcn, heatmap_channels=3 if key_presses else 1) \
+            if use_stu else None  # fmt: skip
+        keys = KeyPressNet(feats) if key_presses else None
+        self.generator = _Generator(khp, cvg, stu, keys)
+        if key_presses:  # the key-press head learns from the piano roll
+            self.streams = (*APVG.streams, "roll")  # type: ignore[misc]  # per instance
         self.discriminator = AudioVideoDiscriminator(feats, image_size=image_size)
         self.vgg = VGG19Features(vgg_weights) if w_perceptual > 0 else None
         # the instrument condition and the first frame of generation, from the training split
@@ -192,6 +210,7 @@ class APVG(GANModule):
             "l1": w_l1,
             "perceptual": w_perceptual,
             "adv": w_adv,
+            "keys": w_keys,
         }
         self.w_change = w_change
         self.average_keypoints: Tensor
@@ -204,6 +223,9 @@ class APVG(GANModule):
         self.register_buffer("initialised", torch.tensor(False))
         self.val_frames, self.test_frames = FrameMetrics("val/"), FrameMetrics("test/")
         self.val_keypoints, self.test_keypoints = KeypointDistance(), KeypointDistance()
+        # frame-level F1 of the key-press head's thresholded keys against the roll
+        self.val_keys, self.test_keys = (MultilabelF1Score(NUM_KEYS, average="micro")
+                                         for _ in range(2))  # fmt: skip
         for component, path in (init_from or {}).items():
             self.load_component(component, path)
 
@@ -329,8 +351,18 @@ class APVG(GANModule):
                 if first_pose is None else first_pose[..., :2]  # fmt: skip
         if g.khp is not None and self.warp_sigma > 0:
             coarse = self._warp(coarse, anchor, points.detach())
+        maps, extra = heatmap, {}
+        if g.keys is not None:
+            keyboard = state.get("keyboard")
+            if keyboard is None:
+                keyboard = self.locate_keys(first_frame)
+            key_logits = g.keys(audio_feat.float())  # (B, T, 88)
+            presses = render_presses(torch.sigmoid(key_logits), key_rects(keyboard),
+                                     self.image_size)  # fmt: skip
+            maps = torch.cat([heatmap, presses.to(heatmap.dtype)], 2)
+            extra = {"key_logits": key_logits, "presses": presses}
         if g.stu is not None:
-            frames, stu_state = g.stu(coarse, heatmap, points, audio_feat, state.get("stu"))
+            frames, stu_state = g.stu(coarse, maps, points, audio_feat, state.get("stu"))
         else:
             frames, stu_state = coarse, None
         return {
@@ -339,13 +371,35 @@ class APVG(GANModule):
             "coarse": coarse,
             "frames": frames,
             "audio_feat": audio_feat,
+            **extra,
             "state": {
                 "cvg": cvg_state,
                 "stu": stu_state,
                 "pose": keypoints[:, -1].detach(),
                 "anchor": anchor,
+                "keyboard": keyboard if g.keys is not None else None,
             },
         }
+
+    def locate_keys(self, frames: Tensor) -> Tensor:
+        """(B, 4) the box (x, y, w, h) of the piano's 88 keys in each of the frames
+        (B, 3, H, W) in [-1, 1], for the key-press map.
+
+        Raises:
+            AudiovisError: a frame shows no piano keyboard.
+        """
+        from audiovis.models.audeo import locate_keyboard  # the keyboard finder Audeo uses
+
+        boxes = []
+        for i, frame in enumerate(frames):
+            try:
+                boxes.append(locate_keyboard(frame[None], value_range="signed"))
+            except AudiovisError as err:
+                raise AudiovisError(
+                    f"APVG.key_presses: frame {i} of the batch shows no piano "
+                    f"keyboard to draw the keys on ({err})"
+                ) from None
+        return torch.tensor(boxes, dtype=torch.float32, device=frames.device)
 
     def _condition(self, batch: int, first_pose: Tensor | None,
                    state: dict[str, Any]) -> Tensor:  # fmt: skip
@@ -393,12 +447,13 @@ class APVG(GANModule):
     def trained_components(self) -> list[str]:
         """The components this stage optimises."""
         g = self.generator
-        present = [c for c in ("khp", "cvg", "stu") if getattr(g, c) is not None]
-        return {"khp": ["khp"], "cvg": ["cvg"], "final": ["stu"]}.get(self.stage, present)
+        present = [c for c in ("khp", "cvg", "stu", "keys") if getattr(g, c) is not None]
+        stages = {"khp": ["khp", "keys"], "cvg": ["cvg"], "final": ["stu"]}
+        return stages.get(self.stage, present)
 
     def configure_optimizers(self) -> Any:
         trained = self.trained_components()
-        for name in ("khp", "cvg", "stu"):
+        for name in ("khp", "cvg", "stu", "keys"):
             module = getattr(self.generator, name)
             if module is not None:
                 module.requires_grad_(name in trained)
@@ -414,6 +469,9 @@ class APVG(GANModule):
             keypoints = g.khp(feats, video.shape[1], self._condition(len(video), first, {}))
             out = {"keypoints": keypoints, "heatmap": self._heatmap(keypoints)}
             losses = self.keypoint_losses(out, batch)
+            if g.keys is not None:
+                audio_feat = frames_to_video_rate(feats, video.shape[1]).float()
+                losses |= self.key_losses({"key_logits": g.keys(audio_feat)}, batch)
         else:
             assert g.cvg is not None
             # teacher forcing: each frame decodes from the real previous one, in one pass
@@ -491,7 +549,19 @@ class APVG(GANModule):
         if self.stage == "final":
             return {"l1": l1}
         coarse = change_weighted_l1(out["coarse"], video, self.w_change)
-        return {**self.keypoint_losses(out, batch), "coarse": coarse, "l1": l1}
+        return {**self.keypoint_losses(out, batch), **self.key_losses(out, batch),
+                "coarse": coarse, "l1": l1}  # fmt: skip
+
+    def key_losses(self, out: dict[str, Any], batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The key-press head's binary cross-entropy against the piano roll (none without
+        the head)."""
+        if "key_logits" not in out:
+            return {}
+        if "roll" not in batch:
+            raise AudiovisError("APVG.key_presses: the batch holds no piano roll "
+                                "(the data has no 'roll' stream)")  # fmt: skip
+        target = batch["roll"].to(out["key_logits"].device).float()
+        return {"keys": F.binary_cross_entropy_with_logits(out["key_logits"].float(), target)}
 
     # ------------------------------------------------------------------------- evaluation
 
@@ -519,6 +589,11 @@ class APVG(GANModule):
         self.log(f"{split}/loss", loss, prog_bar=True, sync_dist=True, batch_size=n)
         self.log_dict(frames, prog_bar=True, batch_size=n)  # type: ignore[arg-type]
         self.log(f"{split}/keypoint_distance", keypoints, prog_bar=True, batch_size=n)
+        if "key_logits" in out and "roll" in batch:
+            keys = self.val_keys if split == "val" else self.test_keys
+            keys.update(torch.sigmoid(out["key_logits"].float()).flatten(0, 1),
+                        batch["roll"].flatten(0, 1).round().long())  # fmt: skip
+            self.log(f"{split}/key_f1", keys, prog_bar=True, batch_size=n)
 
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from audiovis.audio import LogMel
+from audiovis.audio import LogMel, frames_to_video_rate
+from audiovis.errors import AudiovisError
 from audiovis.media import probe, write_audio
 from audiovis.models import APVG
 from tests.conftest import CONF, run_cli
@@ -321,3 +322,70 @@ def test_warp_carries_the_coarse_frame_with_the_predicted_keypoints() -> None:
         assert torch.equal(nxt["state"]["anchor"], first)
     with pytest.raises(AudiovisError, match="warp_sigma"):
         tiny(warp_sigma=-0.1)
+
+
+def _piano_batch(t: int = 6, size: int = 64) -> dict[str, torch.Tensor]:
+    """Two clips of the studio's piano (hands playing a scale), their audio and exact roll."""
+    from audiovis.data.studio.rigs.base import Look
+    from audiovis.data.studio.rigs.piano import PianoRig
+    from audiovis.data.studio.score import Note, Score
+
+    notes = [Note(48 + 2 * i, 0.08 * i, 0.08 * i + 0.08) for i in range(t)]
+    score = Score(name="scale", notes=notes, beats=np.arange(0.0, 1.0, 0.5))
+    clips, rolls = [], []
+    for performer in (0, 1):
+        take = PianoRig().render(score, np.full(t, 0.5), Look.performer_look(performer), size,
+                                 25.0, t)  # fmt: skip
+        clips.append(torch.from_numpy(take.frames).permute(0, 3, 1, 2).float() / 127.5 - 1)
+        roll = torch.zeros(t, 88)
+        for i, n in enumerate(notes):  # note i sounds in frames 2i and 2i + 1
+            roll[2 * i : 2 * i + 2, n.pitch - 21] = 1
+        rolls.append(roll)
+    g = torch.Generator().manual_seed(3)
+    return {
+        "audio": torch.randn(2, t * 320, generator=g) * 0.1,
+        "video": torch.stack(clips),
+        "keypoints": torch.rand(2, t, 67, 3, generator=g),
+        "roll": torch.stack(rolls),
+    }
+
+
+def test_key_presses_draw_the_predicted_keys_where_the_keyboard_is() -> None:
+    torch.manual_seed(0)
+    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
+    model = APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
+                 stu_depth=3, w_perceptual=0.0, key_presses=True)  # fmt: skip
+    assert "roll" in model.streams and "roll" not in APVG.streams  # the data must load the roll
+    data = _piano_batch()
+    out = model._generate(data)
+    assert out["key_logits"].shape == (2, 6, 88) and out["presses"].shape == (2, 6, 2, 64, 64)
+    # the press map lies on the keyboard the first frame shows, nowhere above or below it
+    from audiovis.data.studio.rigs.base import Look
+    from audiovis.data.studio.rigs.piano import PianoRig
+
+    boxes = PianoRig().key_boxes(64, Look.performer_look(0))  # the keys the rig drew, pixels
+    rows = out["presses"][0].sum(dim=(0, 1, 3))
+    keyboard = torch.zeros(64, dtype=torch.bool)
+    keyboard[boxes[:, 1].min() - 1 : boxes[:, 3].max() + 1] = True
+    assert rows[~keyboard].sum() < 0.02 * rows.sum()
+    losses = model.reconstruction_losses(out, data)
+    assert losses["keys"] > 0
+    # the key-press head learns the roll: a few steps lower its cross-entropy
+    keys = model.generator.keys
+    assert keys is not None
+    opt = torch.optim.Adam(keys.parameters(), lr=3e-3)
+    audio_feat = frames_to_video_rate(model.frontend(data["audio"]), 6)
+    first = None
+    for _ in range(30):
+        loss = model.key_losses({"key_logits": keys(audio_feat)}, data)["keys"]
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+    # a batch without the roll, or frames with no keyboard in them: one clear error each
+    with pytest.raises(AudiovisError, match="no piano roll"):
+        model.key_losses(out, {k: v for k, v in data.items() if k != "roll"})
+    blank = {**data, "video": torch.zeros_like(data["video"])}
+    with pytest.raises(AudiovisError, match="no piano keyboard"):
+        model._generate(blank)

@@ -1,0 +1,63 @@
+"""The piano key geometry and press map a video generator draws pressed keys with."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from audiovis.models.audeo import locate_keyboard
+from audiovis.networks.keyboard import IS_BLACK, KeyPressNet, key_rects, render_presses
+
+
+def _studio_piano(size: int, performer: int) -> tuple[np.ndarray, np.ndarray]:
+    """A frame (1, H, W, 3) of the studio's piano under a performer's look and the exact key
+    boxes (88, 4) in pixels the rig drew."""
+    from audiovis.data.studio.rigs.base import Look
+    from audiovis.data.studio.rigs.piano import PianoRig
+    from audiovis.data.studio.score import Note, Score
+
+    score = Score(name="one", notes=[Note(60, 0.0, 0.2)], beats=np.arange(0.0, 1.0, 0.5))
+    look, rig = Look.performer_look(performer), PianoRig()
+    take = rig.render(score, np.full(1, 0.5), look, size, 25.0, 1)
+    return take.frames, rig.key_boxes(size, look)
+
+
+@pytest.mark.parametrize("performer", [0, 3, 6])
+def test_key_rects_of_a_located_keyboard_fall_on_the_keys_the_studio_drew(performer: int) -> None:
+    frames, boxes = _studio_piano(128, performer)
+    located = torch.tensor([locate_keyboard(frames)])
+    rects = key_rects(located)[0].numpy() * 128  # (88, 4) pixels
+    centre, truth = (rects[:, 0] + rects[:, 2]) / 2, (boxes[:, 0] + boxes[:, 2]) / 2
+    # every white key within a pixel whatever the look; black keys, which the rig snaps to
+    # whole columns off their centres, within 1.5 (a key is 2.2 px wide at 128 px)
+    assert np.abs(centre - truth)[~IS_BLACK].max() <= 1.0
+    assert np.abs(centre - truth)[IS_BLACK].max() <= 1.5
+    # black keys are the short ones
+    assert (rects[IS_BLACK, 3] < rects[~IS_BLACK, 3].min()).all()
+
+
+def test_press_map_marks_exactly_the_pressed_keys() -> None:
+    keys = torch.tensor([[0.0, 0.25, 1.0, 0.25]])  # the keyboard spans the frame's width
+    rects = key_rects(keys)
+    probs = torch.zeros(1, 2, 88)
+    probs[0, 0, 39] = 1.0  # C4, white; frame 1: C#4, black
+    probs[0, 1, 40] = 1.0
+    maps = render_presses(probs, rects, 104)  # 2 px per white key
+    assert maps.shape == (1, 2, 2, 104, 104) and maps.min() >= 0 and maps.max() <= 1
+    white, black = maps[0, 0, 0], maps[0, 1, 1]
+    assert maps[0, 0, 1].max() < 1e-3 and maps[0, 1, 0].max() < 1e-3  # the other channel: off
+    cols = (white[48] > 0.05).nonzero().flatten()  # a row below the black keys: the whole white key
+    x0 = 23 * 2  # C4 is the 24th white key (A0 = the first)
+    assert white[48, x0 : x0 + 2].min() > 0.5 and white[48].sum() == pytest.approx(2, abs=0.3)
+    assert cols.min() >= x0 - 1 and cols.max() <= x0 + 2
+    # under the black key C#4 the white key C4 is cut away; above the keyboard nothing is on
+    assert white[30, x0 + 1] < 0.5 and white[10].max() < 1e-3
+    assert black[30].argmax() in (x0 + 1, x0 + 2) and black[48].max() < 1e-3
+
+
+def test_key_press_net_maps_each_frame_to_88_logits_starting_with_keys_up() -> None:
+    net = KeyPressNet(audio_dim=12)
+    logits = net(torch.randn(3, 7, 12))
+    assert logits.shape == (3, 7, 88)
+    assert torch.sigmoid(logits).mean() < 0.2
