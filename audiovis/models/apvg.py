@@ -99,7 +99,9 @@ class APVG(GANModule):
             of the 88 keys are down, trained on the data's ``roll``; the keyboard is located
             in the first frame (:func:`~audiovis.models.audeo.locate_keyboard`) and the
             predicted presses are rendered into a press map the STU reads beside the
-            keypoint heatmap, so a pressed key is drawn where it is.
+            keypoint heatmap, and painted onto the coarse frame (a learned colour change
+            per white / black key, from the first frame's keys), so a pressed key is drawn
+            where it is.
         w_keys: weight of the key-press head's binary cross-entropy.
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
@@ -357,9 +359,16 @@ class APVG(GANModule):
             if keyboard is None:
                 keyboard = self.locate_keys(first_frame)
             key_logits = g.keys(audio_feat.float())  # (B, T, 88)
-            presses = render_presses(torch.sigmoid(key_logits), key_rects(keyboard),
-                                     self.image_size)  # fmt: skip
+            probs = torch.sigmoid(key_logits)
+            presses = render_presses(probs, key_rects(keyboard), self.image_size)
             maps = torch.cat([heatmap, presses.to(heatmap.dtype)], 2)
+            # the keys' colour change from the generation's first frame, whose own pressed
+            # keys are in its pixels already
+            first_presses = state.get("first_presses")
+            if first_presses is None:
+                first_presses = presses[:, :1]
+            change = g.keys.paint(presses - first_presses)
+            coarse = (coarse.float() + change).clamp(-1, 1).to(coarse.dtype)
             extra = {"key_logits": key_logits, "presses": presses}
         if g.stu is not None:
             frames, stu_state = g.stu(coarse, maps, points, audio_feat, state.get("stu"))
@@ -378,6 +387,7 @@ class APVG(GANModule):
                 "pose": keypoints[:, -1].detach(),
                 "anchor": anchor,
                 "keyboard": keyboard if g.keys is not None else None,
+                "first_presses": first_presses if g.keys is not None else None,
             },
         }
 

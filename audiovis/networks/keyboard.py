@@ -87,10 +87,13 @@ class KeyPressNet(nn.Module):
     """Audio features at video rate → the logits of each piano key being down per frame.
 
     Two temporal convolutions (five frames of context) and a per-frame projection: pitch is
-    local in time, and a window-local network needs no state to chain windows.
+    local in time, and a window-local network needs no state to chain windows. ``paint``
+    turns a press map into the colour change pressed keys make (a 1×1 convolution, zero at
+    the start: one colour shift for white keys, one for black), which a generator adds to
+    its frame.
 
     Shape:
-        (B, T, F) → (B, T, num_keys)
+        (B, T, F) → (B, T, num_keys); ``paint``: (B, T, 2, H, W) → (B, T, 3, H, W)
     """
 
     def __init__(self, audio_dim: int, num_keys: int = NUM_KEYS, hidden: int = 256) -> None:
@@ -104,6 +107,11 @@ class KeyPressNet(nn.Module):
         )
         # start with keys up (a piano is mostly silent): logit −3, p ≈ 0.05
         nn.init.constant_(self.net[-1].bias, -3.0)  # type: ignore[arg-type]
+        self.colour = nn.Conv2d(2, 3, 1, bias=False)
+        nn.init.zeros_(self.colour.weight)
 
     def forward(self, audio_feat: Tensor) -> Tensor:
         return self.net(audio_feat.transpose(1, 2)).transpose(1, 2)
+
+    def paint(self, presses: Tensor) -> Tensor:
+        return self.colour(presses.flatten(0, 1)).unflatten(0, presses.shape[:2])

@@ -13,6 +13,7 @@ from audiovis.audio import LogMel, frames_to_video_rate
 from audiovis.errors import AudiovisError
 from audiovis.media import probe, write_audio
 from audiovis.models import APVG
+from audiovis.networks.keyboard import key_rects
 from tests.conftest import CONF, run_cli
 
 TINY = str(CONF / "apvg.yaml")
@@ -389,3 +390,27 @@ def test_key_presses_draw_the_predicted_keys_where_the_keyboard_is() -> None:
     blank = {**data, "video": torch.zeros_like(data["video"])}
     with pytest.raises(AudiovisError, match="no piano keyboard"):
         model._generate(blank)
+
+
+def test_key_presses_paint_the_pressed_keys_onto_the_coarse_frame() -> None:
+    torch.manual_seed(0)
+    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
+    model = APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
+                 stu_depth=3, w_perceptual=0.0, key_presses=True)  # fmt: skip
+    data = _piano_batch()
+    keys = model.generator.keys
+    assert keys is not None
+    plain = model._generate(data)["coarse"]  # the colour change starts at zero
+    keys.forward = lambda feat: data["roll"] * 20 - 10  # type: ignore[method-assign]
+    assert torch.equal(model._generate(data)["coarse"], plain)
+    with torch.no_grad():
+        keys.colour.weight.fill_(-0.5)  # pressed keys darken by half the range
+    out = model._generate(data)
+    change = (out["coarse"] - plain)[0]  # (T, 3, H, W)
+    rects = key_rects(model.locate_keys(data["video"][:, 0]))[0] * 64
+    x0, y0, x1, y1 = rects[52 - 21].round().long().tolist()  # E3, pressed in frames 4-5 only
+    inside = change[:, :, (y0 + y1) // 2, (x0 + x1) // 2]  # (T, 3) at the key's middle
+    # drawn down: the key is about a pixel wide at 64 px, so its middle pixel is mostly key
+    assert (inside[4:] < -0.25).all() and (inside[4:] >= -0.5).all()
+    assert inside[:4].abs().max() < 0.05  # up before it is played
+    assert change[:, :, : y0 - 2].abs().max() < 1e-3  # nothing above the keyboard changes
