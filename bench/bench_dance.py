@@ -5,7 +5,11 @@ classifier (trained here on the real training dances) on each model's dances, tr
 and generation speed (seconds of dance per second of compute).
 
     python -m bench.bench_dance [--budget 150] [--classifier-budget 40] [--audio-lr 1e-3]
-        [--audio-tv 2] [--audio-n-critic 2] [--models audio,sequence,l1] [--what learning]
+        [--audio-tv 2] [--audio-n-critic 2] [--lookaheads 0.5] [--models audio,sequence,l1]
+        [--seed 0] [--what learning]
+
+``--lookaheads 0,0.25,0.5`` trains the audio WGAN and the L1 baseline once per look-ahead
+(AudioToDanceWGAN's ``lookahead_seconds``), each on the same budget.
 
 The budget is process CPU seconds (time.process_time) per model, one torch thread, so a busy
 shared machine slows the wall clock but not the amount of training. Writes
@@ -16,6 +20,10 @@ AIST++'s per kinematic beat, with AIST++'s ±4-frame kinematic beats, and the ta
 ``bas_gain``: BAS above its chance level at the music's tempo. Jittery motion has a speed
 minimum near every music beat and so a high plain BAS whatever the music; it does not raise
 ``bas_gain``, which an unconditioned generator can only reach by luck (about 0).
+
+``beat_lag_s_per_dance``: the lag (s) at the peak of the kinematic-beat / music-beat
+cross-correlation within ± half a beat period (positive: the dance's kinematic beats come
+after the music's), per held-out dance; ``beat_lag_s`` their mean.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from audiovis.data import AudioVisualDataModule
 from audiovis.data.clips import ClipDataset, StreamFiles
 from audiovis.metrics.dance import (
     dance_beat_alignment,
+    dance_beat_lag,
     dance_fid_div,
     jerk,
     physical_foot_contact,
@@ -161,6 +170,7 @@ def evaluate(name: str, model: _DanceGAN | None, dm: AudioVisualDataModule,
     test = performances(dm, "test")
     real_all, fake_all, labels, generated = [], [], [], []
     beats: dict[str, list[float]] = {key: [] for key in BEAT_SCORES}
+    lags: list[float] = []
     gen_wall = gen_seconds = 0.0
     torch.manual_seed(0)
     for files in test:
@@ -178,12 +188,15 @@ def evaluate(name: str, model: _DanceGAN | None, dm: AudioVisualDataModule,
             gen_seconds += len(fake) / FPS
         for key, kwargs in BEAT_SCORES.items():
             beats[key].append(dance_beat_alignment(fake, audio, RATE, FPS, **kwargs))
+        lags.append(dance_beat_lag(fake, audio, RATE, FPS))
         real_all += segments(real)
         fake_all += segments(fake)
         labels += [files.labels["style"]] * len(segments(fake))
         generated.append(fake)
     out: dict[str, Any] = {k: round(float(np.nanmean(v)), 4) for k, v in beats.items()}
     out["bas_gain_per_dance"] = [round(float(v), 3) for v in beats["bas_gain"]]
+    out["beat_lag_s"] = round(float(np.nanmean(lags)), 3)
+    out["beat_lag_s_per_dance"] = [round(v, 3) for v in lags]
     if model is not None:
         out.update({k: round(v, 4) for k, v in dance_fid_div(real_all, fake_all, FPS).items()})
         out["generation_s_per_s"] = round(gen_seconds / gen_wall, 1)
@@ -216,30 +229,53 @@ def main() -> None:
         help="total-variation weight of the audio WGAN and the L1 baseline",
     )
     parser.add_argument("--audio-n-critic", type=int, default=2)
+    parser.add_argument(
+        "--lookaheads",
+        default="0.5",
+        help="comma-separated lookahead_seconds of the audio WGAN and the L1 baseline",
+    )
     parser.add_argument("--models", default="audio,sequence,l1", help="of audio,sequence,l1")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the models' training")
     parser.add_argument("--what", default="learning", help="bench/results/dance_WHAT.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     AUDIO_ARGS.update(tv_weight=args.audio_tv, n_critic=args.audio_n_critic)
     wall0, load0 = time.perf_counter(), os.getloadavg()[0]
-    dm = data(CLIP, (2, 2))
+    lookaheads = [float(v) for v in args.lookaheads.split(",")]
+    context = max(
+        AudioToDanceWGAN(sample_rate=RATE, lookahead_seconds=v, **AUDIO_ARGS).context_frames
+        for v in lookaheads
+    )
+    dm = data(CLIP, (context, context))
     classes = len(dm.manifest.classes["style"]) if dm.manifest else 5
     clf_dm = data(SEGMENT, (0, 0))
     clf = train_classifier(clf_dm, args.classifier_budget, classes)
     results: dict[str, Any] = {"real (held-out)": evaluate("real", None, dm, clf)}
     training: dict[str, Any] = {}
-    runs = {
-        "audio": ("audio WGAN-GP", lambda: AudioToDanceWGAN(sample_rate=RATE, **AUDIO_ARGS),
-                  True, args.audio_lr),
-        "sequence": ("sequence WGAN-GP (no audio)",
-                     lambda: DanceSequenceWGAN(sample_rate=RATE, **SEQUENCE_ARGS), True, 2e-4),
-        "l1": ("L1 baseline", lambda: AudioToDanceWGAN(sample_rate=RATE, adversarial=False,
-                                                      **AUDIO_ARGS), False, args.audio_lr),
-    }  # fmt: skip
+
+    def audio_model(lookahead: float, adversarial: bool) -> Any:
+        return lambda: AudioToDanceWGAN(sample_rate=RATE, adversarial=adversarial,
+                                        lookahead_seconds=lookahead, **AUDIO_ARGS)  # fmt: skip
+
+    def label(name: str, lookahead: float) -> str:
+        return name if len(lookaheads) == 1 else f"{name} (look-ahead {lookahead:g} s)"
+
+    runs: list[tuple[str, Any, bool, float]] = []
     for key in args.models.split(","):
-        name, make, adversarial, lr_g = runs[key]
-        torch.manual_seed(0)
+        if key == "sequence":
+            runs.append(("sequence WGAN-GP (no audio)",
+                         lambda: DanceSequenceWGAN(sample_rate=RATE, **SEQUENCE_ARGS), True,
+                         2e-4))  # fmt: skip
+        elif key in ("audio", "l1"):
+            name = "audio WGAN-GP" if key == "audio" else "L1 baseline"
+            for v in lookaheads:
+                runs.append((label(name, v), audio_model(v, key == "audio"), key == "audio",
+                             args.audio_lr))  # fmt: skip
+        else:
+            raise SystemExit(f"unknown model {key!r}: use audio, sequence, l1")
+    for name, make, adversarial, lr_g in runs:
+        torch.manual_seed(args.seed)
         model = make()
         training[name] = train_gan(model, dm, args.budget, adversarial, lr_g)
         print(f"{name}: trained {training[name]}", flush=True)
@@ -250,9 +286,12 @@ def main() -> None:
         "cpu_budget_s_per_model": args.budget,
         "classifier_cpu_budget_s": args.classifier_budget,
         "torch_threads": 1,
+        "seed": args.seed,
         "train_clip_frames": CLIP,
         "eval_segment_frames": SEGMENT,
         "audio_model": AUDIO_ARGS,
+        "audio_lookahead_seconds": lookaheads,
+        "audio_context_frames": context,
         "sequence_model": SEQUENCE_ARGS,
         "optimizer": f"Adam betas (0.5, 0.9); lr 2e-4 (critics, sequence generator), "
                      f"{args.audio_lr:g} (audio generators: WGAN and L1 baseline)",

@@ -12,7 +12,10 @@ from audiovis.metrics.dance import (
     GEOMETRIC_RELATIONS,
     beat_alignment,
     beat_alignment_chance,
+    beat_lag,
+    beat_lag_curve,
     dance_beat_alignment,
+    dance_beat_lag,
     dance_fid_div,
     diversity,
     frechet_distance,
@@ -199,3 +202,42 @@ def test_fid_and_diversity_of_dances() -> None:
     still = [np.repeat(r[:1], 30, 0) + rng.normal(0, 1e-4, (30, 23, 3)) for r in real]
     moved = dance_fid_div(real, still, FPS)
     assert moved["fid_k"] > 1.0 and moved["div_k"] < same["div_k"]
+
+
+def test_beat_lag_finds_late_and_early_steps() -> None:
+    music = np.array([10.0, 20.0, 30.0])
+    lags, curve = beat_lag_curve(music, music + 3, max_lag=4, sigma=1.0)
+    assert list(lags) == [-4, -3, -2, -1, 0, 1, 2, 3, 4]
+    # at lag 3 every music beat meets its motion beat exactly (the others are 10+ frames off)
+    assert curve[lags == 3][0] == pytest.approx(1.0, abs=1e-12)
+    assert curve[lags == 2][0] == pytest.approx(math.exp(-0.5), abs=1e-12)
+    # at lag -4, music beats 20 and 30 are 3 frames from the motion beats 13 and 23 of the
+    # previous period, and all three are 7 frames from their own
+    expected = (2 * math.exp(-9 / 2) + 3 * math.exp(-49 / 2)) / 3
+    assert curve[lags == -4][0] == pytest.approx(expected, abs=1e-12)
+    assert beat_lag(music, music + 3, FPS, max_seconds=0.2, sigma=1.0) == pytest.approx(0.12)
+    assert beat_lag(music, music - 2, FPS, max_seconds=0.2, sigma=1.0) == pytest.approx(-0.08)
+    # 7 frames late at a period of 10 is 3 frames early: the search stops at half a period
+    assert beat_lag(music, music + 7, FPS, max_seconds=0.6, sigma=1.0) == pytest.approx(-0.12)
+    assert math.isnan(beat_lag(music, np.array([]), FPS))
+    with pytest.raises(ValueError, match="max_lag"):
+        beat_lag_curve(music, music, max_lag=-1)
+
+
+def test_dance_beat_lag_of_a_dancer_stopping_after_each_click() -> None:
+    rate, seconds = 8000, 8.0
+    t = np.arange(int(rate * seconds)) / rate
+    audio = 0.05 * np.sin(2 * np.pi * 220 * t)
+    clicks = np.arange(0.5, seconds - 0.2, 0.5)  # 120 bpm
+    for c in clicks:
+        i = int(c * rate)
+        audio[i : i + 200] += np.hanning(400)[200:]
+    frames = int(seconds * FPS)
+    time = np.arange(frames) / FPS
+    # speed ~ |sin|: a pause (a kinematic beat) 0.16 s (4 frames) after every click
+    phase = 2 * np.pi * (time - 0.16) / 0.5
+    x = np.cumsum(np.abs(np.sin(phase / 2)) + 0.01)
+    joints = np.zeros((frames, 2, 3))
+    joints[:, :, 0] = x[:, None] * 0.01
+    assert dance_beat_lag(joints, audio, rate, FPS) == pytest.approx(0.16, abs=0.041)
+    assert dance_beat_lag(joints[::-1], audio, rate, FPS) == pytest.approx(-0.16, abs=0.041)

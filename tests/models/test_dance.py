@@ -4,6 +4,7 @@ music, the networks' parts, the two-input gradient penalty, bad inputs."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -155,6 +156,38 @@ def test_frame_windows_are_centred_on_their_frames() -> None:
         assert win[0, k, 800] == (k + 2) * 320 + 160
     whole = model.frame_windows(torch.arange(t * 320, dtype=torch.float32)[None], t)
     assert whole[0, 0, :640].abs().sum() == 0 and whole[0, 0, 640] == 0  # zero-padded start
+
+
+def test_lookahead_moves_the_windows_later_and_needs_more_context() -> None:
+    model = tiny_audio(window_seconds=0.2, lookahead_seconds=0.2)  # 5 frames of 320 ahead
+    assert model.context_frames == 7 and tiny_audio().context_frames == 2
+    t = 6
+    audio = torch.arange((t + 14) * 320, dtype=torch.float32)[None] + 1  # 7 frames of context
+    win = model.frame_windows(audio, t)
+    for k in range(t):  # centred 5 frames after frame k's centre, (k + 7)·320 + 160
+        assert win[0, k, 800] == (k + 12) * 320 + 160 + 1
+    # a whole file: the last frames' windows run past the music into zeros
+    whole = model.frame_windows(torch.ones(1, t * 320), t)
+    assert whole[0, 0].sum() == t * 320 - (1600 - 640) and whole[0, -1].abs().sum() == 0
+    # fit refuses data whose audio context is too short, or lopsided
+    for context in ((2, 2), (7, 9)):
+        model._trainer = SimpleNamespace(datamodule=SimpleNamespace(audio_context=context))
+        with pytest.raises(AudiovisError, match=r"audio_context: \[7, 7\]"):
+            model._check_audio_context()
+    model._trainer = SimpleNamespace(datamodule=SimpleNamespace(audio_context=(7, 7)))
+    model._check_audio_context()
+
+
+def test_checkpoint_without_lookahead_loads_without_it(tmp_path: Path) -> None:
+    model = tiny_audio()
+    hparams = {k: v for k, v in model.hparams.items() if k != "lookahead_seconds"}
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": model.state_dict(), "hyper_parameters": hparams,
+                "pytorch-lightning_version": "2.0.0"}, path)  # fmt: skip
+    loaded = AudioToDanceWGAN.load_from_checkpoint(path, weights_only=False)
+    assert loaded.lookahead == 0
+    audio = torch.randn(1, 12 * 320)
+    assert torch.equal(loaded.frame_windows(audio, 8), model.frame_windows(audio, 8))
 
 
 def test_two_input_gradient_penalty_on_a_linear_critic() -> None:
