@@ -1,7 +1,9 @@
 """Audeo: learning on held-out studio piano pieces after a fixed CPU budget, and speed.
 
-    python -m bench.bench_audeo [--v2r-budget 540] [--r2m-budget 240] [--zoo]
+    python -m bench.bench_audeo --keyboard-box auto --key-mix 0.5 --v2r-budget 900 \
+        --r2m-budget 240 --r2m-lr 1e-3 --no-speed [--zoo]          # the zoo's recipe
     python -m bench.bench_audeo --video2roll CKPT --r2m-budget 240   # Roll2Midi alone
+    python -m bench.bench_audeo --video2roll CKPT --roll2midi CKPT   # score both, no training
     python -m bench.bench_audeo --speed-only
 
 1. Data: a piano-only studio set rendered once into the user cache
@@ -11,14 +13,19 @@
 2. Video2Roll is trained for ``--v2r-budget`` process CPU seconds (``time.process_time`` on
    one thread; the periodic validation is counted apart) on 5-frame stacks of keyboard crops
    (precomputed once per piece, as the model's ``crops`` makes them) drawn by the balanced
-   multilabel sampler, Adam with a cosine decay over the budget. The weights with the best
-   val frame F1 are kept, and the threshold is chosen on the val piece.
+   multilabel sampler, Adam with a cosine decay over the budget; ``--key-mix P``: a sample
+   takes a band of keys from another frame of its piece with chance P (``key_mix``). The
+   weights with the best val frame F1 are kept, and the threshold is chosen on the val piece.
 3. Roll2Midi is trained for ``--r2m-budget`` CPU seconds on 100-frame windows of that
    Video2Roll's predictions on the train pieces (as ``Roll2Midi`` reads them from its cache),
    least squares 0.001 adversarial + 0.999 MSE as the original, the residual generator (it
    starts as the identity) and noise on the inputs' logits. Its threshold is chosen on val.
-4. Scores on the held-out pieces (val + test pooled, and test alone): frame P/R/F1/accuracy
-   of Video2Roll thresholded and of Roll2Midi, and note-onset P/R/F1 (mir_eval, 50 ms) of the
+4. The note reading of each stage (``clean_roll``: threshold, offset threshold, merge gap,
+   shortest note) is chosen on the val piece for its note-onset F1 and kept in the
+   checkpoints. Scores on the held-out pieces (val + test pooled, and test alone): frame
+   P/R/F1/accuracy of both stages thresholded (``*_thresholded``, the frame-F1 threshold) and
+   read (``video2roll``, ``roll2midi``: what ``audiovis transcribe`` writes), and note-onset
+   P/R/F1 (mir_eval, 50 ms) of the
    notes each roll gives against the pieces' score (notes.mid), with the ground-truth roll's
    own note-onset F1 as the ceiling of reading notes off a 25 fps roll.
 5. ``--zoo``: both checkpoints are copied (atomically) to ``<cache>/zoo/audeo_video2roll.ckpt``
@@ -161,10 +168,12 @@ def augment_looks(x: torch.Tensor, zoom: float, gen: torch.Generator) -> torch.T
 
 def train_video2roll(model: Any, pieces: list[dict[str, Any]], val: list[dict[str, Any]],
                      budget: float, batch: int, lr: float, every: float, shift: int = -1,
-                     seed: int = 0, zoom: float = 0.0) -> dict[str, Any]:  # fmt: skip
+                     seed: int = 0, zoom: float = 0.0,
+                     mix: float = 0.0) -> dict[str, Any]:  # fmt: skip
     """Balanced-sampler batches for ``budget`` CPU s, cosine LR, augmented unless ``shift``
-    is negative; keeps the best val weights."""
-    from audiovis.models.audeo import CONTEXT, BalancedMultilabelSampler
+    is negative, key-mixed (``key_mix``) with another frame of the same piece with
+    probability ``mix``; keeps the best val weights."""
+    from audiovis.models.audeo import CONTEXT, BalancedMultilabelSampler, key_mix
 
     crops = torch.cat([p["crops"] for p in pieces])  # (N, [3,] h, w)
     rolls = model.keys(torch.cat([p["roll"] for p in pieces]))  # (N, K)
@@ -193,13 +202,21 @@ def train_video2roll(model: Any, pieces: list[dict[str, Any]], val: list[dict[st
         frames = torch.minimum(torch.maximum(at[:, None] + offsets, first[at, None]),
                                last[at, None])  # fmt: skip
         x = crops[frames].flatten(1, -3)  # (B, 5 [x 3], h, w)
+        y = rolls[at]
+        if mix > 0:  # partners: frames of the same pieces, drawn uniformly
+            span = (last[at] - first[at] + 1).float()
+            other = first[at] + (torch.rand(len(at), generator=gen) * span).long()
+            frames = torch.minimum(torch.maximum(other[:, None] + offsets, first[at, None]),
+                                   last[at, None])  # fmt: skip
+            x, y = key_mix(x, y, crops[frames].flatten(1, -3), rolls[other], mix,
+                           model.key_offset, model.num_keys, gen)  # fmt: skip
         if zoom > 0:
             x = augment_looks(x, zoom, gen)
         elif shift >= 0:
             x = augment(x, shift, gen)
         for group in opt.param_groups:
             group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(used / budget, 1.0)))
-        loss = F.binary_cross_entropy_with_logits(model(x), rolls[at])
+        loss = F.binary_cross_entropy_with_logits(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -322,6 +339,29 @@ def score(pieces: list[dict[str, Any]], rolls: list[np.ndarray], key_range: tupl
     return out
 
 
+def choose_reading(
+    pieces: list[dict[str, Any]], probs: list[np.ndarray], keys: tuple[int, int], threshold: float
+) -> tuple[float, float | None, int, int]:
+    """The note reading (``clean_roll``: threshold, offset threshold, merge gap, shortest
+    note) with the best pooled note-onset F1 on ``pieces`` (val), from the (T, 88)
+    probabilities; ties go to the higher frame F1, then to the plain ``threshold``."""
+    from audiovis.models.audeo import clean_roll
+
+    best: tuple[tuple[float, float, int], tuple[float, float | None, int, int]] | None = None
+    for on in THRESHOLDS:
+        for off in sorted({o for o in (0.05, 0.1, 0.15, 0.2, 0.3, 0.5) if o < on} | {on}):
+            for gap in (0, 1, 2):
+                for shortest in (1, 2, 3):
+                    rolls = [clean_roll(p, on, off, gap, shortest) for p in probs]
+                    s = score(pieces, rolls, keys, FPS)
+                    rank = (s["onset_f1"], s["frame_f1"], -abs(on - threshold))
+                    reading = (on, None if off == on else off, gap, shortest)
+                    if best is None or rank > best[0]:
+                        best = (rank, reading)
+    assert best is not None
+    return best[1]
+
+
 def save_checkpoint(model: Any, path: Path, hparams: dict[str, Any]) -> Path:
     """The two keys of a Lightning checkpoint that ``load_video2roll`` / ``load_roll2midi``
     read, written under a temporary name then renamed."""
@@ -336,7 +376,13 @@ def save_checkpoint(model: Any, path: Path, hparams: dict[str, Any]) -> Path:
 
 def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     from audiovis.data.cache import user_cache_dir
-    from audiovis.models.audeo import Roll2Midi, Video2Roll, load_roll2midi, load_video2roll
+    from audiovis.models.audeo import (
+        Roll2Midi,
+        Video2Roll,
+        load_roll2midi,
+        load_video2roll,
+        read_roll,
+    )
 
     torch.manual_seed(0)
     root = build_data(args.minutes)
@@ -356,40 +402,65 @@ def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     else:
         v2r_run = train_video2roll(v2r, pieces["train"], val, args.v2r_budget, args.batch,
                                    args.lr, args.eval_every, args.augment_shift,
-                                   zoom=args.augment_looks)  # fmt: skip
+                                   zoom=args.augment_looks, mix=args.key_mix)  # fmt: skip
         val_probs = [v2r.predict_probabilities(p["crops"]) for p in val]
         v2r.threshold, _ = best_threshold(val_probs, [v2r.keys(p["roll"]) for p in val])
         v2r.config["threshold"] = v2r.threshold
         v2r_ckpt = save_checkpoint(v2r, out / "audeo_video2roll.ckpt", dict(v2r.config))
         save_bytes(json.dumps(v2r_run).encode(), v2r_ckpt.with_suffix(".training.json"))
-        v2r = load_video2roll(v2r_ckpt)  # what the zoo holds, round trip checked
     print("video2roll", {k: v for k, v in v2r_run.items() if k != "curve"}, flush=True)
 
-    train_probs = [v2r.predict_probabilities(p["crops"]) for p in pieces["train"]]
     held_probs = [v2r.predict_probabilities(p["crops"]) for p in held]
-    torch.manual_seed(0)
-    r2m = Roll2Midi(video2roll_checkpoint=str(v2r_ckpt), window=100, base=args.r2m_base,
-                    dropout=0.5, w_adv=0.001, w_mse=0.999,
-                    residual=args.r2m_residual)  # fmt: skip
-    rolls_train = [p["roll"] for p in pieces["train"]]
-    val_keys = [v2r.keys(p["roll"]) for p in val]
-    r2m_run = train_roll2midi(r2m, train_probs, rolls_train, (held_probs[: len(val)], val_keys),
-                              args.r2m_budget, args.r2m_batch, args.r2m_lr,
-                              args.eval_every, args.r2m_noise)  # fmt: skip
-    r2m.threshold, _ = best_threshold([r2m.refine(p) for p in held_probs[: len(val)]], val_keys)
-    r2m_ckpt = save_checkpoint(r2m, out / "audeo_roll2midi.ckpt",
-                               {**dict(r2m.hparams), "threshold": r2m.threshold})  # fmt: skip
-    r2m = load_roll2midi(r2m_ckpt)
-    print("roll2midi", {k: v for k, v in r2m_run.items() if k != "curve"}, flush=True)
-
-    keys = (v2r.key_offset, v2r.key_offset + v2r.num_keys)
-    raw, refined = [], []
-    for probs in held_probs:
-        raw.append((v2r.full_roll(probs).numpy() >= v2r.threshold).astype(np.uint8))
-        refined.append((v2r.full_roll(r2m.refine(probs)).numpy() >= r2m.threshold)
-                       .astype(np.uint8))  # fmt: skip
-    truth = [p["roll"].numpy().astype(np.uint8) for p in held]
     n_val = len(val)
+    keys = (v2r.key_offset, v2r.key_offset + v2r.num_keys)
+    val_keys = [v2r.keys(p["roll"]) for p in val]
+    if args.video2roll and args.roll2midi:  # scores (and note reading) of both, no training
+        r2m = load_roll2midi(args.roll2midi, v2r)
+        r2m_run: dict[str, Any] = {"checkpoint": args.roll2midi}
+    else:
+        train_probs = [v2r.predict_probabilities(p["crops"]) for p in pieces["train"]]
+        torch.manual_seed(0)
+        r2m = Roll2Midi(video2roll_checkpoint=str(v2r_ckpt), window=100, base=args.r2m_base,
+                        dropout=0.5, w_adv=0.001, w_mse=0.999,
+                        residual=args.r2m_residual)  # fmt: skip
+        rolls_train = [p["roll"] for p in pieces["train"]]
+        r2m_run = train_roll2midi(r2m, train_probs, rolls_train, (held_probs[:n_val], val_keys),
+                                  args.r2m_budget, args.r2m_batch, args.r2m_lr,
+                                  args.eval_every, args.r2m_noise)  # fmt: skip
+        r2m.threshold, _ = best_threshold([r2m.refine(p) for p in held_probs[:n_val]], val_keys)
+    print("roll2midi", {k: v for k, v in r2m_run.items() if k != "curve"}, flush=True)
+    refined_probs = [r2m.refine(p) for p in held_probs]
+
+    # plain thresholding (the threshold with the best val frame F1) ...
+    raw = [(v2r.full_roll(p).numpy() >= v2r.threshold).astype(np.uint8) for p in held_probs]
+    refined = [(v2r.full_roll(p).numpy() >= r2m.threshold).astype(np.uint8)
+               for p in refined_probs]  # fmt: skip
+    # ... and the note reading (clean_roll) with the best val onset F1, kept in the checkpoints
+    readings = {}
+    for stage, model, probs in (("video2roll", v2r, held_probs),
+                                ("roll2midi", r2m, refined_probs)):  # fmt: skip
+        full = [v2r.full_roll(p).numpy() for p in probs]
+        readings[stage] = choose_reading(val, full[:n_val], keys, model.threshold)
+        model.threshold, model.offset_threshold, model.merge_gap, model.min_note_frames = \
+            readings[stage]  # fmt: skip
+    v2r.config.update(
+        threshold=v2r.threshold,
+        offset_threshold=v2r.offset_threshold,
+        merge_gap=v2r.merge_gap,
+        min_note_frames=v2r.min_note_frames,
+    )
+    r2m.hparams["video2roll_config"] = dict(v2r.config)
+    v2r_ckpt = save_checkpoint(v2r, out / "audeo_video2roll.ckpt", dict(v2r.config))
+    r2m_ckpt = save_checkpoint(r2m, out / "audeo_roll2midi.ckpt", {
+        **dict(r2m.hparams), "threshold": r2m.threshold, "offset_threshold": r2m.offset_threshold,
+        "merge_gap": r2m.merge_gap, "min_note_frames": r2m.min_note_frames,
+    })  # fmt: skip
+    v2r = load_video2roll(v2r_ckpt)  # what the zoo holds, round trip checked
+    r2m = load_roll2midi(r2m_ckpt, v2r)
+    raw_read = [read_roll(v2r.full_roll(p).numpy(), v2r) for p in held_probs]
+    refined_read = [read_roll(v2r.full_roll(p).numpy(), r2m) for p in refined_probs]
+
+    truth = [p["roll"].numpy().astype(np.uint8) for p in held]
     figures: dict[str, Any] = {
         "held_out_pieces": {"val": [p["name"] for p in val], "test": [p["name"] for p in test]},
         "held_out_frames": int(sum(len(p["roll"]) for p in held)),
@@ -397,21 +468,35 @@ def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "crop_boxes": {p["name"]: p["box"] for split in pieces.values() for p in split},
         "video2roll_training": v2r_run,
         "roll2midi_training": r2m_run,
-        "video2roll_threshold_chosen_on_val": v2r.threshold,
-        "roll2midi_threshold_chosen_on_val": r2m.threshold,
+        "reading_chosen_on_val": {
+            stage: dict(
+                zip(
+                    ("threshold", "offset_threshold", "merge_gap", "min_note_frames"),
+                    reading,
+                    strict=True,
+                )
+            )
+            for stage, reading in readings.items()
+        },  # fmt: skip
         "video2roll_thresholded": score(held, raw, keys, FPS),
-        "roll2midi": score(held, refined, keys, FPS),
+        "roll2midi_thresholded": score(held, refined, keys, FPS),
+        "video2roll": score(held, raw_read, keys, FPS),
+        "roll2midi": score(held, refined_read, keys, FPS),
         "test_piece_only": {
             "video2roll_thresholded": score(test, raw[n_val:], keys, FPS),
-            "roll2midi": score(test, refined[n_val:], keys, FPS),
+            "roll2midi_thresholded": score(test, refined[n_val:], keys, FPS),
+            "video2roll": score(test, raw_read[n_val:], keys, FPS),
+            "roll2midi": score(test, refined_read[n_val:], keys, FPS),
         },
         "ground_truth_roll_ceiling": score(held, truth, keys, FPS),
         "load_average_before": load_before,
         "load_average_after": load(),
     }
     for what in ("frame_f1", "onset_f1"):
-        gain = figures["roll2midi"][what] - figures["video2roll_thresholded"][what]
+        gain = figures["roll2midi"][what] - figures["video2roll"][what]
         figures[f"roll2midi_gain_{what}"] = round(gain, 4)
+        gain = figures["roll2midi"][what] - figures["video2roll_thresholded"][what]
+        figures[f"reading_and_roll2midi_gain_over_thresholding_{what}"] = round(gain, 4)
     if args.zoo:
         zoo = user_cache_dir() / "zoo"
         for ckpt in (v2r_ckpt, r2m_ckpt):
@@ -422,8 +507,9 @@ def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             "128 px); train on the 10 train pieces only",
             "held_out_pieces": figures["held_out_pieces"],
             "video2roll": {"checkpoint": str(zoo / v2r_ckpt.name), "config": dict(v2r.config),
-                           "scores_held_out": figures["video2roll_thresholded"]},
-            "roll2midi": {"checkpoint": str(zoo / r2m_ckpt.name), "threshold": r2m.threshold,
+                           "scores_held_out": figures["video2roll"]},
+            "roll2midi": {"checkpoint": str(zoo / r2m_ckpt.name),
+                          "reading": figures["reading_chosen_on_val"]["roll2midi"],
                           "base": args.r2m_base, "scores_held_out": figures["roll2midi"]},
             "made_by": "python -m bench.bench_audeo " + " ".join(sys.argv[1:]),
         }  # fmt: skip
@@ -440,7 +526,8 @@ def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
                        "augmentation": (f"looks: zoom/shift {args.augment_looks}, colour "
                                         "gains x[0.85, 1.15], brightness/contrast x[0.8, 1.2]")
                        if args.augment_looks > 0 else "none" if args.augment_shift < 0 else
-                       f"brightness/contrast x[0.8, 1.2], shift <= {args.augment_shift} px"},
+                       f"brightness/contrast x[0.8, 1.2], shift <= {args.augment_shift} px",
+                       "key_mix": args.key_mix},
         "roll2midi": {"base": args.r2m_base, "window": 100, "batch": args.r2m_batch,
                       "lr": args.r2m_lr, "residual": args.r2m_residual,
                       "input_logit_noise": args.r2m_noise,
@@ -460,7 +547,7 @@ def other_looks(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     from audiovis.data.studio.rigs.base import Look
     from audiovis.data.studio.rigs.piano import PianoRig
     from audiovis.data.studio.score import Note, Score
-    from audiovis.models.audeo import load_roll2midi, load_video2roll
+    from audiovis.models.audeo import load_roll2midi, load_video2roll, read_roll
 
     root = build_data(args.minutes)
     v2r = load_video2roll(args.video2roll)
@@ -481,19 +568,24 @@ def other_looks(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         box = v2r.box_for(video, "byte")
         probs = v2r.predict_probabilities(v2r.crops(video, box, value_range="byte"))
         raw = (v2r.full_roll(probs).numpy() >= v2r.threshold).astype(np.uint8)
-        refined = (v2r.full_roll(r2m.refine(probs)).numpy() >= r2m.threshold).astype(np.uint8)
+        refined_probs = v2r.full_roll(r2m.refine(probs)).numpy()
+        refined = (refined_probs >= r2m.threshold).astype(np.uint8)
         piece = {**test, "roll": torch.from_numpy(rig_roll(take, rig, look))}
         figures[look.performer] = {
             "zoom": round(look.zoom, 3), "shift": [round(v, 3) for v in look.shift],
             "crop_box": [round(v, 4) for v in box],
             "video2roll_thresholded": score([piece], [raw], keys, FPS),
-            "roll2midi": score([piece], [refined], keys, FPS),
+            "roll2midi_thresholded": score([piece], [refined], keys, FPS),
+            "video2roll_read": score([piece], [read_roll(v2r.full_roll(probs).numpy(), v2r)],
+                                     keys, FPS),
+            "roll2midi": score([piece], [read_roll(refined_probs, r2m)], keys, FPS),
         }  # fmt: skip
         print(look.performer, figures[look.performer], flush=True)
     looks = dict(figures)
     train = [m["name"] for m in read_manifest(root).performances if m["split"] == "train"]
     seen = {json.loads((root / name / "meta.json").read_text())["performer"] for name in train}
-    for stage in ("video2roll_thresholded", "roll2midi"):
+    for stage in ("video2roll_thresholded", "roll2midi_thresholded", "video2roll_read",
+                  "roll2midi"):  # fmt: skip
         for what in ("frame_f1", "onset_f1"):
             groups = (("", list(looks)), ("_seen_in_training", sorted(seen & set(looks))),
                       ("_unseen", sorted(set(looks) - seen)))  # fmt: skip
@@ -623,6 +715,9 @@ def main() -> None:
     parser.add_argument("--augment-looks", type=float, default=0.0,
                         help="augment Video2Roll's inputs as other performer looks: zoom and "
                         "shift up to this fraction, colour gains (0: off)")  # fmt: skip
+    parser.add_argument("--key-mix", type=float, default=0.0,
+                        help="chance that a Video2Roll training sample takes a band of keys "
+                        "from another frame of its piece (key_mix; 0: off)")  # fmt: skip
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--r2m-base", type=int, default=4)
     parser.add_argument("--r2m-lr", type=float, default=5e-4)
@@ -643,12 +738,17 @@ def main() -> None:
     parser.add_argument("--eval-every", type=float, default=60.0, help="CPU s between vals")
     parser.add_argument("--out", help="checkpoints folder (default <cache>/bench-audeo-runs)")
     parser.add_argument("--zoo", action="store_true", help="copy the checkpoints to the zoo")
+    parser.add_argument("--result", help="the record's name (default learning[_auto])")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed figures")
     parser.add_argument("--speed-only", action="store_true", help="only the speed figures")
     parser.add_argument("--other-looks", type=int, default=0,
                         help="only score --video2roll/--roll2midi on the test piece rendered "
                         "under performer looks p0..p<N-1>")  # fmt: skip
-    parser.add_argument("--roll2midi", help="a Roll2Midi checkpoint (for --other-looks)")
+    parser.add_argument(
+        "--roll2midi",
+        help="a Roll2Midi checkpoint (for --other-looks; with "
+        "--video2roll and no --other-looks: score both, no training)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.other_looks:
@@ -660,7 +760,8 @@ def main() -> None:
     if not args.speed_only:
         figures, config = learning(args)
         auto = args.keyboard_box == "auto"  # kept apart from the fixed box's record
-        write_result("audeo", "learning_auto" if auto else "learning", config, figures)
+        what = args.result or ("learning_auto" if auto else "learning")
+        write_result("audeo", what, config, figures)
     if not args.no_speed:
         figures, config = speed(args)
         write_result("audeo", "speed", config, figures)

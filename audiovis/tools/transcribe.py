@@ -121,7 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--program", type=int, default=0, help="General MIDI program (0..127)")
     parser.add_argument("--soundfont", help="a General MIDI .sf2 (default: pretty_midi's)")
     parser.add_argument("--threshold", type=float, help="key-down probability (model's)")
-    parser.add_argument("--min-note-frames", type=int, default=1, help="shortest note kept")
+    parser.add_argument("--offset-threshold", type=float,
+                        help="probability under which a note ends (model's)")  # fmt: skip
+    parser.add_argument("--merge-gap", type=int, help="off frames a note bridges (model's)")
+    parser.add_argument("--min-note-frames", type=int, help="shortest note kept (model's)")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
@@ -191,6 +194,20 @@ def _transcribe(args: argparse.Namespace) -> int:
         if not 0 < args.threshold < 1:
             raise AudiovisError(f"--threshold must be in (0, 1), got {args.threshold}")
         (r2m if r2m is not None else v2r).threshold = args.threshold
+    reader = r2m if r2m is not None else v2r  # the stage whose roll becomes notes
+    if args.offset_threshold is not None:
+        if not 0 < args.offset_threshold < 1:
+            raise AudiovisError(f"--offset-threshold must be in (0, 1), got "
+                                f"{args.offset_threshold}")  # fmt: skip
+        reader.offset_threshold = args.offset_threshold
+    if args.merge_gap is not None:
+        if args.merge_gap < 0:
+            raise AudiovisError(f"--merge-gap must be >= 0, got {args.merge_gap}")
+        reader.merge_gap = args.merge_gap
+    if args.min_note_frames is not None:
+        if args.min_note_frames < 1:
+            raise AudiovisError(f"--min-note-frames must be >= 1, got {args.min_note_frames}")
+        reader.min_note_frames = args.min_note_frames
     fps = v2r.fps
     # decode, Video2Roll, re-encode: three passes over the frames
     total = int(round(seconds * fps)) or approx
@@ -218,7 +235,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     with torch.no_grad():
         rolls = transcribe(all_crops.float(), v2r, r2m, progress=bar.update, bf16=args.bf16)
     midi, audio = render(rolls["roll"], fps, v2r.sample_rate, args.program, args.soundfont,
-                         args.min_note_frames)  # fmt: skip
+                         reader.min_note_frames)  # fmt: skip
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stem = video.stem

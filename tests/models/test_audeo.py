@@ -16,7 +16,10 @@ from audiovis.models.audeo import (
     BalancedMultilabelSampler,
     Roll2Midi,
     Video2Roll,
+    _partners,
+    clean_roll,
     crop_box,
+    key_mix,
     keyboard_crops,
     load_roll2midi,
     load_video2roll,
@@ -392,3 +395,75 @@ def test_studio_box_is_the_nominal_framing() -> None:
     auto = Video2Roll(**{**TINY_V2R, "keyboard_box": "auto"})
     assert auto.studio_box() == crop_box(STUDIO_KEYS)
     assert Video2Roll(**TINY_V2R).studio_box() == (0.0, 0.0, 1.0, 1.0)
+
+
+# --------------------------------------------------------------- key mixing, note reading
+
+
+def test_key_mix_swaps_bands_of_whole_keys() -> None:
+    """A mixed sample shows the partner's pixels exactly over the partner's keys' columns
+    (cut at B|C or E|F), and takes those keys' labels; unmixed samples are untouched."""
+    b, width = 64, 208  # 4 columns per white key
+    stacks, other = torch.zeros(b, 15, 4, width), torch.ones(b, 15, 4, width)
+    target, other_target = torch.zeros(b, 88), torch.ones(b, 88)
+    gen = torch.Generator().manual_seed(0)
+    x, y = key_mix(stacks, target, other, other_target, 0.5, generator=gen)
+    mixed = y.any(dim=1)
+    assert 0 < int(mixed.sum()) < b
+    assert not x[~mixed].any()
+    is_white = [(k + 9) % 12 not in (1, 3, 6, 8, 10) for k in range(88)]
+    white = torch.from_numpy(np.cumsum(is_white) - 1)  # each key's white key (black: left)
+    for xs, ys in zip(x[mixed], y[mixed], strict=True):
+        cols = xs[0, 0].nonzero()[:, 0]
+        keys = ys.nonzero()[:, 0]
+        lo, hi = int(cols.min()) // 4, (int(cols.max()) + 1) // 4  # white keys of the band
+        assert len(cols) == 4 * (hi - lo) and (xs == xs[:1, :1]).all()  # one band, all rows
+        assert lo == 0 or lo % 7 in (2, 5)
+        assert hi == 52 or hi % 7 in (2, 5)
+        assert (hi - lo) < 52
+        torch.testing.assert_close(keys, ((white >= lo) & (white < hi)).nonzero()[:, 0])
+    with pytest.raises(AudiovisError, match="white key"):
+        key_mix(stacks, target[:, :3], other, other_target[:, :3], 1.0, key_offset=1, num_keys=3)
+    with pytest.raises(AudiovisError, match="key_mix"):
+        Video2Roll(**{**TINY_V2R, "key_mix": 0.5})  # a fixed box: no key boundaries known
+
+
+def test_key_mix_trains_with_partners_of_the_same_performance() -> None:
+    torch.manual_seed(0)
+    performance = torch.tensor([0, 1, 0, 1, 2])
+    partner = _partners(performance, 5)
+    assert (performance[partner] == performance).all()
+    assert int(partner[4]) == 4  # alone in the batch: itself
+    clips = [torch.from_numpy(_piano(64, 1)[0]).permute(0, 3, 1, 2).float() / 127.5 - 1]
+    batch = {"video": torch.stack(clips * 4), "roll": torch.zeros(4, 5, 88),
+             "performance": torch.tensor([0, 0, 1, 1])}  # fmt: skip
+    model = Video2Roll(**{**TINY_V2R, "keyboard_box": "auto", "key_mix": 1.0})
+    assert torch.isfinite(model.training_step(batch, 0))
+
+
+def test_clean_roll_reads_notes_through_dips_gaps_and_blips() -> None:
+    """Hysteresis keeps a note through a dip, a short gap is bridged, blips are dropped, and
+    a run that never reaches the threshold is no note."""
+    p = np.zeros((20, 2), np.float32)
+    p[1:8, 0] = [0.9, 0.9, 0.3, 0.3, 0.9, 0.9, 0.9]  # a dip to 0.3 inside one note
+    p[10:12, 0] = 0.9  # a 2-frame blip
+    p[2:5, 1], p[6:9, 1] = 0.8, 0.8  # one frame's gap
+    p[12:18, 1] = 0.4  # never reaches the threshold
+    plain = clean_roll(p, 0.5)
+    assert len(roll_to_notes(plain, 25.0)) == 5
+    read = clean_roll(p, 0.5, offset_threshold=0.2, merge_gap=1, min_frames=3)
+    expected = np.zeros((20, 2), np.uint8)
+    expected[1:8, 0], expected[2:9, 1] = 1, 1
+    np.testing.assert_array_equal(read, expected)
+    with pytest.raises(AudiovisError, match="offset_threshold"):
+        Video2Roll(**{**TINY_V2R, "threshold": 0.4, "offset_threshold": 0.6})
+
+
+def test_transcribe_reads_the_roll_with_the_models_reading(tmp_path: Path) -> None:
+    v2r = load_video2roll(save_video2roll(tmp_path / "v2r.ckpt", threshold=0.5,
+                                          offset_threshold=0.3, merge_gap=1,
+                                          min_note_frames=2))  # fmt: skip
+    assert (v2r.offset_threshold, v2r.merge_gap, v2r.min_note_frames) == (0.3, 1, 2)
+    crops = torch.rand(12, 16, 64)
+    rolls = transcribe(crops, v2r)
+    np.testing.assert_array_equal(rolls["roll"], clean_roll(rolls["probabilities"], 0.5, 0.3, 1, 2))

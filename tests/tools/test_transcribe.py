@@ -77,6 +77,11 @@ def test_bad_inputs_give_one_error_and_no_outputs(
     assert "no such file" in _error([*base, str(tmp_path / "missing.mp4")], capsys)
     assert "outside the 64x64 frame" in _error([*base, str(piano_video), "--box", "0,10,80,20"],
                                                capsys)  # fmt: skip
+    assert "--merge-gap must be >= 0" in _error([*base, str(piano_video), "--merge-gap", "-1"],
+                                                capsys)  # fmt: skip
+    assert "--offset-threshold must be in (0, 1)" in _error(
+        [*base, str(piano_video), "--offset-threshold", "1.5"], capsys
+    )
     other = ["transcribe", str(piano_video), "--out", str(out), "--quiet"]
     assert "not a Video2Roll checkpoint" in _error([*other, "--video2roll", str(r2m)], capsys)
     narrow = save_video2roll(tmp_path / "v51.ckpt", key_offset=15, num_keys=51)
