@@ -5,15 +5,20 @@ classifier (trained here on the real training dances) on each model's dances, tr
 and generation speed (seconds of dance per second of compute).
 
     python -m bench.bench_dance [--budget 150] [--classifier-budget 40] [--audio-lr 1e-3]
-        [--audio-tv 2] [--audio-n-critic 2] [--lookaheads 0.5] [--models audio,sequence,l1]
-        [--seed 0] [--what learning]
+        [--audio-tv 2] [--audio-n-critic 2] [--audio-gp-on-audio 1] [--audio-share-fake 0]
+        [--lookaheads 0.5] [--models audio,sequence,l1] [--seed 0] [--what learning]
+    python -m bench.bench_dance --profile-steps   # CPU ms of the audio WGAN's step parts
 
 ``--lookaheads 0,0.25,0.5`` trains the audio WGAN and the L1 baseline once per look-ahead
 (AudioToDanceWGAN's ``lookahead_seconds``), each on the same budget.
 
 The budget is process CPU seconds (time.process_time) per model, one torch thread, so a busy
 shared machine slows the wall clock but not the amount of training. Writes
-bench/results/dance_WHAT.json (``learning`` by default).
+bench/results/dance_WHAT.json (``learning`` by default), rewritten after each model.
+
+``--audio-gp-on-audio 0 --audio-share-fake 1 --audio-n-critic 1``: the audio WGAN's cheaper
+step (AudioToDanceWGAN's ``gp_on_audio: false`` and ``share_fake: true``), about 2.8 times
+the generator steps per CPU second of the original's (bench/results/dance_step_profile.json).
 
 Beat alignment is reported four ways (see ``BEAT_SCORES``): Bailando's BAS per music beat,
 AIST++'s per kinematic beat, with AIST++'s ±4-frame kinematic beats, and the target's score,
@@ -113,18 +118,24 @@ def train_gan(model: _DanceGAN, dm: AudioVisualDataModule, budget: float,
     opt_d = torch.optim.Adam(model.discriminator.parameters(), 2e-4, betas=(0.5, 0.9))
     start_cpu, start_wall = time.process_time(), time.perf_counter()
     clips = steps = 0
+    # AudioToDanceWGAN's share_fake: one generated batch for both steps
+    sharing = model if isinstance(model, AudioToDanceWGAN) and model.share_fake else None
     while time.process_time() - start_cpu < budget:
         for batch in dm.train_dataloader():
+            g_step = not adversarial or (steps + 1) % model.n_critic == 0
+            out = sharing.generate_batch(batch) if sharing is not None and g_step else None
             if adversarial:
                 opt_d.zero_grad(set_to_none=True)
-                d_loss, _ = model.discriminator_loss(batch)
+                d_loss, _ = (model.discriminator_loss(batch) if sharing is None or out is None
+                             else sharing.discriminator_loss(batch, out))  # fmt: skip
                 d_loss.backward()
                 opt_d.step()
-            if not adversarial or (steps + 1) % model.n_critic == 0:
+            if g_step:
                 # as Lightning's toggled optimizer: no gradients for the critic's weights
                 model.discriminator.requires_grad_(False)
                 opt_g.zero_grad(set_to_none=True)
-                g_loss, _ = model.generator_loss(batch)
+                g_loss, _ = (model.generator_loss(batch) if sharing is None or out is None
+                             else sharing.generator_loss(batch, out))  # fmt: skip
                 g_loss.backward()
                 opt_g.step()
                 model.discriminator.requires_grad_(True)
@@ -139,6 +150,68 @@ def train_gan(model: _DanceGAN, dm: AudioVisualDataModule, budget: float,
             "wall_s": round(wall, 1), "clips_per_s": round(clips / wall, 2),
             "clips_per_cpu_s": round(clips / cpu, 2), "cpu_s": round(cpu, 1),
             "loadavg_1min": [round(load0, 2), round(os.getloadavg()[0], 2)]}  # fmt: skip
+
+
+def profile_steps(dm: AudioVisualDataModule, lookahead: float, repeats: int = 10
+                  ) -> dict[str, Any]:  # fmt: skip
+    """CPU ms of the audio WGAN's parts on one training batch (1 thread): its generator
+    forward, the critic's audio branch, the gradient penalty, a critic step and a generator
+    step, with the gradient penalty on the audio and the poses (the original) or the poses
+    only (``gp_on_audio: false``), and a generator step that reuses the critic step's dances
+    (``share_fake``)."""
+    from audiovis.models.dance import two_input_gradient_penalty
+
+    batch = next(iter(dm.train_dataloader()))
+    out: dict[str, Any] = {"loadavg_1min_start": round(os.getloadavg()[0], 2)}
+
+    def ms(fn: Any) -> float:
+        fn()
+        start = time.process_time()
+        for _ in range(repeats):
+            fn()
+        return round((time.process_time() - start) / repeats * 1000, 1)
+
+    for on_audio in (True, False):
+        torch.manual_seed(0)
+        model = AudioToDanceWGAN(sample_rate=RATE, lookahead_seconds=lookahead,
+                                 **{**AUDIO_ARGS, "gp_on_audio": on_audio})  # fmt: skip
+        set_stats(model, dm)
+        model.train()
+        with torch.no_grad():
+            gen = model.generate_batch(batch)
+        critic = model.discriminator
+
+        def d_step(m: AudioToDanceWGAN = model, o: Any = None) -> None:
+            m.discriminator_loss(batch, o)[0].backward()
+
+        def g_step(m: AudioToDanceWGAN = model, o: Any = None) -> None:
+            m.discriminator.requires_grad_(False)
+            m.generator_loss(batch, o)[0].backward()
+            m.discriminator.requires_grad_(True)
+
+        def shared(m: AudioToDanceWGAN = model) -> None:
+            o = m.generate_batch(batch)
+            d_step(m, o)
+            g_step(m, o)
+
+        def penalty(c: Any = critic, g: Any = gen, on: bool = on_audio) -> None:
+            code = c.audio_code(g["audio"])
+            two_input_gradient_penalty(c, g["real"], g["fake"], g["audio"], None, on,
+                                       code).backward()  # fmt: skip
+
+        key = "gp_on_audio" if on_audio else "gp_on_poses_only"
+        out[key] = {
+            "critic_step_ms": ms(d_step),
+            "generator_step_ms": ms(g_step),
+            "critic_and_generator_step_shared_fake_ms": ms(shared),
+            "gradient_penalty_ms": ms(penalty),
+        }
+    with torch.no_grad():
+        out["generator_forward_no_grad_ms"] = ms(lambda: model.generate_batch(batch))
+        out["critic_audio_code_no_grad_ms"] = ms(lambda: critic.audio_code(gen["audio"]))
+    out["loadavg_1min_end"] = round(os.getloadavg()[0], 2)
+    print(out, flush=True)
+    return out
 
 
 def train_classifier(
@@ -230,6 +303,18 @@ def main() -> None:
     )
     parser.add_argument("--audio-n-critic", type=int, default=2)
     parser.add_argument(
+        "--audio-gp-on-audio",
+        type=int,
+        default=1,
+        help="AudioToDanceWGAN gp_on_audio (1: the original; 0: poses only)",
+    )
+    parser.add_argument(
+        "--audio-share-fake",
+        type=int,
+        default=0,
+        help="AudioToDanceWGAN share_fake (1: one generated batch per step)",
+    )
+    parser.add_argument(
         "--lookaheads",
         default="0.5",
         help="comma-separated lookahead_seconds of the audio WGAN and the L1 baseline",
@@ -237,10 +322,15 @@ def main() -> None:
     parser.add_argument("--models", default="audio,sequence,l1", help="of audio,sequence,l1")
     parser.add_argument("--seed", type=int, default=0, help="seed of the models' training")
     parser.add_argument("--what", default="learning", help="bench/results/dance_WHAT.json")
+    parser.add_argument("--profile-steps", action="store_true",
+                        help="only time the audio WGAN's training-step parts "
+                        "(bench/results/dance_step_profile.json)")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
-    AUDIO_ARGS.update(tv_weight=args.audio_tv, n_critic=args.audio_n_critic)
+    AUDIO_ARGS.update(tv_weight=args.audio_tv, n_critic=args.audio_n_critic,
+                      gp_on_audio=bool(args.audio_gp_on_audio),
+                      share_fake=bool(args.audio_share_fake))  # fmt: skip
     wall0, load0 = time.perf_counter(), os.getloadavg()[0]
     lookaheads = [float(v) for v in args.lookaheads.split(",")]
     context = max(
@@ -248,6 +338,12 @@ def main() -> None:
         for v in lookaheads
     )
     dm = data(CLIP, (context, context))
+    if args.profile_steps:
+        config = {"audio_model": AUDIO_ARGS, "lookahead_seconds": lookaheads[0],
+                  "batch_size": 8, "train_clip_frames": CLIP, "torch_threads": 1,
+                  "measure": "process CPU ms per call, mean of 10 after one warm-up"}  # fmt: skip
+        write_result("dance", "step_profile", config, profile_steps(dm, lookaheads[0]))
+        return
     classes = len(dm.manifest.classes["style"]) if dm.manifest else 5
     clf_dm = data(SEGMENT, (0, 0))
     clf = train_classifier(clf_dm, args.classifier_budget, classes)
@@ -274,12 +370,6 @@ def main() -> None:
                              args.audio_lr))  # fmt: skip
         else:
             raise SystemExit(f"unknown model {key!r}: use audio, sequence, l1")
-    for name, make, adversarial, lr_g in runs:
-        torch.manual_seed(args.seed)
-        model = make()
-        training[name] = train_gan(model, dm, args.budget, adversarial, lr_g)
-        print(f"{name}: trained {training[name]}", flush=True)
-        results[name] = evaluate(name, model, dm, clf)
     config = {
         "data": "embedded default studio, dance only: 8 train / 4 held-out test performances "
                 "(20 s each, 4 styles)",
@@ -304,8 +394,15 @@ def main() -> None:
         "loadavg_1min_start": round(load0, 2),
         "wall_s_total": None,
     }  # fmt: skip
-    config["wall_s_total"] = round(time.perf_counter() - wall0, 1)
-    write_result("dance", args.what, config, {"evaluation": results, "training": training})
+    for name, make, adversarial, lr_g in runs:
+        torch.manual_seed(args.seed)
+        model = make()
+        training[name] = train_gan(model, dm, args.budget, adversarial, lr_g)
+        print(f"{name}: trained {training[name]}", flush=True)
+        results[name] = evaluate(name, model, dm, clf)
+        # after each model, so that a run cut short keeps what it finished
+        config["wall_s_total"] = round(time.perf_counter() - wall0, 1)
+        write_result("dance", args.what, config, {"evaluation": results, "training": training})
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import linalg
 from scipy.ndimage import gaussian_filter1d
-from scipy.signal import argrelextrema
 
 from audiovis.data.studio.rigs.dance import J as DANCE_J
 
@@ -291,12 +290,35 @@ def motion_beats(joints: np.ndarray, sigma: float = 2.0, order: int = 1) -> np.n
 
     ``order`` > 1 keeps only minima that are the least speed within ``order`` frames on each
     side (AIST++/FACT's ``argrelextrema(..., order=10)`` at 60 fps is 4 frames at 25 fps):
-    jittery motion then cannot place a kinematic beat on every few frames.
+    jittery motion then cannot place a kinematic beat on every few frames. A flat bottom
+    (equal speeds on neighbouring frames, as a symmetric swing gives) is one beat, at its
+    middle frame; a strict test (``argrelextrema(..., np.less)``) would drop it.
 
     Shape:
         joints (T, J, 3) → (n,) frame indices
     """
-    return argrelextrema(kinetic_velocity(joints, sigma), np.less, order=order)[0]
+    return local_minima(kinetic_velocity(joints, sigma), order)
+
+
+def local_minima(values: np.ndarray, order: int = 1) -> np.ndarray:
+    """Indices of the local minima of a 1-D series: a run of equal values lower than the
+    ``order`` values on each side of it (the ends of the series are never minima), given by
+    the run's middle index."""
+    values = np.asarray(values)
+    if order < 1:
+        raise ValueError(f"order must be >= 1, got {order}")
+    n = len(values)
+    # the runs of equal values: starts where the value changes
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    ends = np.r_[starts[1:], n]  # exclusive
+    out = []
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        if a == 0 or b == n:
+            continue
+        left, right = values[max(0, a - order) : a], values[b : b + order]
+        if (left > values[a]).all() and (right > values[a]).all():
+            out.append((a + b - 1) // 2)
+    return np.asarray(out, np.int64)
 
 
 def beat_alignment(music: np.ndarray, motion: np.ndarray, sigma: float = 3.0,

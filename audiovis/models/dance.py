@@ -565,16 +565,28 @@ def _check_clip_frames(module: _DanceGAN, clip_frames: int) -> None:
 
 
 def two_input_gradient_penalty(critic: nn.Module, real: Tensor, fake: Tensor, audio: Tensor,
-                               style: Tensor | None = None) -> Tensor:  # fmt: skip
+                               style: Tensor | None = None, on_audio: bool = True,
+                               audio_code: Tensor | None = None) -> Tensor:  # fmt: skip
     """WGAN-GP penalty E[(‖∇D(x̂, a)‖ − 1)²] with the gradient taken with respect to both
     inputs, the interpolated poses x̂ and the audio a (the same for the real and the fake
-    pair), their gradients concatenated into one norm."""
+    pair), their gradients concatenated into one norm.
+
+    ``on_audio=False`` takes the gradient with respect to the poses only (the usual
+    conditional WGAN-GP: real and fake share their music, so the critic need not be
+    Lipschitz in it); the critic's audio branch then runs once, not twice, and needs no
+    second derivative, or not at all when its ``audio_code`` (:meth:`AudioDanceCritic.
+    audio_code`, with its graph) is given."""
     b = real.shape[0]
     eps = torch.rand(b, *([1] * (real.dim() - 1)), device=real.device, dtype=real.dtype)
     mixed = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
-    sound = audio.detach().clone().requires_grad_(True)
-    scores = critic(mixed, sound, style)
-    grads = torch.autograd.grad(scores.sum(), [mixed, sound], create_graph=True,
+    if on_audio:
+        sound = audio.detach().clone().requires_grad_(True)
+        scores = critic(mixed, sound, style)
+        inputs = [mixed, sound]
+    else:
+        scores = critic(mixed, audio.detach(), style, audio_code)
+        inputs = [mixed]
+    grads = torch.autograd.grad(scores.sum(), inputs, create_graph=True,
                                 allow_unused=True)  # fmt: skip
     sq = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads if g is not None]).sum(0)
     return ((torch.sqrt(sq + 1e-12) - 1.0) ** 2).mean()
@@ -613,6 +625,15 @@ class AudioToDanceWGAN(_DanceGAN):
         critic_channels, critic_blocks, code, critic_hidden, critic_audio_channels: the
             critic (128, 2, 100, 128, 32).
         use_audio_critic: the critic's audio branch.
+        gp_on_audio: the gradient penalty on the audio as well as the poses (true, the
+            original). ``false`` penalises the poses' gradient only (real and fake share
+            their music) and computes the audio branch once per critic step: on the bench's
+            small models a critic step costs about half as much (bench/results/
+            dance_step_profile.json).
+        share_fake: on batches with a generator step, generate once (with gradients) and
+            give the critic step the detached dances (false, the default: the critic step
+            draws its own under no_grad). Saves one generator forward per generator step;
+            both steps then see the same noise.
         adversarial: train against the critic (false: the L1-only baseline).
         gp_weight, l1_weight, tv_weight: λ (10), β (1), η (0).
         clip_frames: frames per training clip (120), equal to data.clip_frames.
@@ -643,6 +664,8 @@ class AudioToDanceWGAN(_DanceGAN):
         critic_hidden: int = 128,
         critic_audio_channels: int = 32,
         use_audio_critic: bool = True,
+        gp_on_audio: bool = True,
+        share_fake: bool = False,
         adversarial: bool = True,
         gp_weight: float = 10.0,
         l1_weight: float = 1.0,
@@ -677,6 +700,7 @@ class AudioToDanceWGAN(_DanceGAN):
             raise AudiovisError(f"lookahead_seconds must be >= 0, got {lookahead_seconds}")
         self.lookahead = round(lookahead_seconds * sample_rate)
         self.noise, self.clip_frames, self.adversarial = noise, clip_frames, adversarial
+        self.gp_on_audio, self.share_fake = gp_on_audio, share_fake
         self.gp_weight, self.l1_weight, self.tv_weight = gp_weight, l1_weight, tv_weight
         self.generator = AudioDanceGenerator(
             self.window, encoder, latent, encoder_out, audio_layers, noise, noise_hidden, width,
@@ -742,7 +766,9 @@ class AudioToDanceWGAN(_DanceGAN):
         z = torch.randn(b, t, self.noise, device=windows.device)
         return self.generator(windows, z, style, state)
 
-    def _fake(self, batch: dict[str, Tensor]) -> dict[str, Any]:
+    def generate_batch(self, batch: dict[str, Tensor]) -> dict[str, Any]:
+        """Normalised real and generated dances of a training batch, its style and the audio
+        under its frames."""
         pose = batch["pose3d"]
         t = pose.shape[1]
         style = self._style(batch)
@@ -750,24 +776,35 @@ class AudioToDanceWGAN(_DanceGAN):
         return {"real": self.stats.normalise(pose), "fake": fake, "style": style,
                 "audio": self._clip_audio(batch, t)}  # fmt: skip
 
-    def discriminator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        with torch.no_grad():
-            out = self._fake(batch)
-        real, fake, audio, style = out["real"], out["fake"], out["audio"], out["style"]
+    def discriminator_loss(self, batch: dict[str, Tensor],
+                           out: dict[str, Any] | None = None
+                           ) -> tuple[Tensor, dict[str, Tensor]]:  # fmt: skip
+        """The critic's loss; ``out`` (from :meth:`generate_batch`) reuses generated dances
+        (detached here) instead of drawing new ones."""
+        if out is None:
+            with torch.no_grad():
+                out = self.generate_batch(batch)
+        real, fake, audio, style = out["real"], out["fake"].detach(), out["audio"], out["style"]
         # real and fake share their music: one pass of the (costly) audio branch, and one of
         # the pose branch over both (the critic has no batch statistics, so this is exact)
         code = self.discriminator.audio_code(audio)
         both = None if style is None else torch.cat([style, style])
         scores = self.discriminator(torch.cat([real, fake]), audio, both, code)
         wd = wgan_critic_loss(*scores.chunk(2))
-        gp = two_input_gradient_penalty(self.discriminator, real, fake, audio, style)
+        gp = two_input_gradient_penalty(self.discriminator, real, fake, audio, style,
+                                        self.gp_on_audio, code)  # fmt: skip
         return wd + self.gp_weight * gp, {
             "train/wasserstein": -wd.detach(),
             "train/gp": gp.detach(),
         }
 
-    def generator_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-        out = self._fake(batch)
+    def generator_loss(self, batch: dict[str, Tensor],
+                       out: dict[str, Any] | None = None
+                       ) -> tuple[Tensor, dict[str, Tensor]]:  # fmt: skip
+        """The generator's loss; ``out`` (from :meth:`generate_batch`, with gradients)
+        reuses generated dances."""
+        if out is None:
+            out = self.generate_batch(batch)
         fake = out["fake"]
         l1 = F.l1_loss(fake, out["real"])
         tv = total_variation(fake, dim=1)
@@ -783,8 +820,21 @@ class AudioToDanceWGAN(_DanceGAN):
         return loss, logs
 
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
-        if self.adversarial:
+        if self.adversarial and not (self.share_fake and (batch_idx + 1) % self.n_critic == 0):
             return super().training_step(batch, batch_idx)
+        if self.adversarial:  # one generated batch for both steps
+            opt_g, opt_d = self.optimizers()  # type: ignore[misc,attr-defined]
+            out = self.generate_batch(batch)
+            with self.toggled_optimizer(opt_d):
+                d_loss, d_logs = self.discriminator_loss(batch, out)
+            self._optimize(opt_d, d_loss)
+            with self.toggled_optimizer(opt_g):
+                g_loss, g_logs = self.generator_loss(batch, out)
+            self._optimize(opt_g, g_loss)
+            self.log_dict({"train/d_loss": d_loss.detach(), **d_logs,
+                           "train/g_loss": g_loss.detach(), **g_logs}, prog_bar=True,
+                          batch_size=len(batch["pose3d"]))  # fmt: skip
+            return None
         opt_g, _ = self.optimizers()  # type: ignore[misc,attr-defined]
         with self.toggled_optimizer(opt_g):
             loss, logs = self.generator_loss(batch)
@@ -794,7 +844,7 @@ class AudioToDanceWGAN(_DanceGAN):
         return None
 
     def _real_and_fake(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        out = self._fake(batch)
+        out = self.generate_batch(batch)
         return batch["pose3d"], self.stats.denormalise(out["fake"])
 
     def dance_metrics(self, real: list[np.ndarray], fake: list[np.ndarray],

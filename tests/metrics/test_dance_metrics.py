@@ -22,6 +22,7 @@ from audiovis.metrics.dance import (
     geometric_relations,
     jerk,
     kinetic_features,
+    local_minima,
     motion_beats,
     music_beats,
     onset_envelope,
@@ -106,6 +107,15 @@ def test_motion_beats_are_the_rests_of_a_swing() -> None:
     beats = motion_beats(x)
     assert np.allclose(np.diff(beats), 25, atol=1)
     assert all(min(abs(b + 0.5 - k * 25) for k in range(9)) <= 1 for b in beats)
+
+
+def test_local_minima_count_a_flat_bottom_once() -> None:
+    v = np.array([3, 1, 1, 3, 2, 2, 2, 5, 0, 4.0])
+    # runs 1,1 (frames 1-2) and 2,2,2 (4-6) are bottoms, at their middles; 0 at frame 8 too
+    np.testing.assert_array_equal(local_minima(v), [1, 5, 8])
+    # order 2: the run at frames 4-6 has the lower 1 of frame 2 within two frames
+    np.testing.assert_array_equal(local_minima(v, order=2), [1, 8])
+    assert len(local_minima(np.ones(6))) == 0  # a still dancer has no beats
 
 
 def test_music_beats_of_a_click_track() -> None:

@@ -327,3 +327,54 @@ def test_style_classifier_learns_two_separable_styles() -> None:
         opt.step()
     predicted = clf.classify(batch["pose3d"].numpy())
     assert (predicted == batch["style"].numpy()).mean() == 1.0
+
+
+def test_penalty_on_the_poses_only_leaves_out_the_audio_gradient() -> None:
+    class Linear(torch.nn.Module):
+        def forward(self, x: torch.Tensor, a: torch.Tensor, style: object = None,
+                    audio_code: object = None) -> torch.Tensor:  # fmt: skip
+            return 3 * x.flatten(1)[:, 0] + 4 * a[:, 0]
+
+    x = torch.randn(2, 3, 2)
+    gp = two_input_gradient_penalty(Linear(), x, torch.randn_like(x), torch.randn(2, 5),
+                                    on_audio=False)  # fmt: skip
+    assert torch.isclose(gp, torch.tensor(4.0))  # (3 − 1)², the audio's 4 left out
+    # with the critic's audio code given: the same penalty, and its gradient still reaches
+    # the audio branch's weights
+    torch.manual_seed(0)
+    critic = AudioDanceCritic(23, 8, 2560, 16, 1, 8, 16, 4)
+    real, fake, audio = torch.randn(2, 8, 23, 3), torch.randn(2, 8, 23, 3), torch.randn(2, 2560)
+    torch.manual_seed(1)
+    plain = two_input_gradient_penalty(critic, real, fake, audio, on_audio=False)
+    torch.manual_seed(1)
+    shared = two_input_gradient_penalty(critic, real, fake, audio, None, False,
+                                        critic.audio_code(audio))  # fmt: skip
+    assert torch.allclose(plain, shared, atol=1e-5)
+    shared.backward()
+    assert critic.audio is not None and critic.audio.head.weight.grad is not None
+
+
+def test_shared_dances_and_pose_only_penalty_train_through_lightning(
+    dance_root: Path, tmp_path: Path
+) -> None:
+    import pytorch_lightning as pl
+
+    from audiovis.data import AudioVisualDataModule
+
+    model = tiny_audio(share_fake=True, gp_on_audio=False, n_critic=1)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    dm = AudioVisualDataModule(root=dance_root, streams=["pose3d", "audio", "style"],
+                               sample_rate=8000, clip_frames=8, batch_size=4,
+                               audio_context=(2, 2))  # fmt: skip
+    trainer = pl.Trainer(accelerator="cpu", max_epochs=1, limit_train_batches=3,
+                         limit_val_batches=0, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=tmp_path)  # fmt: skip
+    trainer.fit(model, dm)
+    after = model.state_dict()
+    for net in ("generator.decoder.out.weight", "discriminator.fuse.2.weight",
+                "discriminator.audio.head.weight"):  # fmt: skip
+        assert torch.isfinite(after[net]).all()
+        assert not torch.equal(before[net], after[net]), f"{net} did not train"
+    logged = trainer.callback_metrics
+    assert "train/g_loss" in logged and "train/gp" in logged
