@@ -61,9 +61,11 @@ def _build_cli_class() -> tuple[type, type]:
     # Lightning is imported here, not at module import, so `audiovis check-data` starts fast.
     from pytorch_lightning.callbacks import ModelCheckpoint
     from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
+    from pytorch_lightning.utilities import rank_zero_warn
 
     from audiovis.callbacks import MediaWriter
     from audiovis.errors import AudiovisError
+    from audiovis.hardware import CPU_BF16_ENV, cpu_precision
 
     class Parser(LightningArgumentParser):
         """Prints a user's mistake as one line, without the usage block."""
@@ -127,6 +129,16 @@ def _build_cli_class() -> tuple[type, type]:
             # checkpoints hold tensors and plain values only: never unpickle code from them
             if "weights_only" in config and config.weights_only is None:
                 config.weights_only = True
+            trainer = config.get("trainer")
+            if trainer is not None:
+                precision = cpu_precision(trainer.get("precision"), trainer.get("accelerator"))
+                if precision is not None:
+                    rank_zero_warn(
+                        f"trainer.precision {trainer.precision}: this CPU has no bfloat16 units "
+                        f"(AVX-512 BF16 / AMX), where bf16 runs about 100x slower than fp32; "
+                        f"training in {precision} (set {CPU_BF16_ENV}=1 to keep bf16)"
+                    )
+                    trainer.precision = precision
 
     return AudioVisCLI, Parser
 

@@ -1,14 +1,16 @@
 """APVG: generation speed, training throughput and memory, and what it learns in a fixed CPU
 budget on the embedded default data (held-out pieces).
 
-    python -m bench.bench_apvg speed [--size 128]
+    python -m bench.bench_apvg speed [--size 128] [--warp-sigma 0.02]
     python -m bench.bench_apvg learning [--budget 600] [--size 64] [--variants full no_cvg no_khp]
         [--instrument cello] [--workdir runs/bench_apvg]
     python -m bench.bench_apvg keypoints [--budget 150] [--instrument cello]
 
 ``speed`` writes bench/results/apvg_speed.json: frames generated per second from audio (fp32 and
 bf16 autocast, which uses the CPU's AMX/AVX-512 bf16 units where present), training clips per
-second (bf16-mixed, batch 4 of 16 frames) and the peak resident memory.
+second (bf16-mixed, batch 4 of 16 frames) and the peak resident memory. On a CPU without
+bfloat16 units (AVX2 only), where bf16 runs about 100x slower than fp32
+(audiovis/hardware.py), bf16 is not measured and everything runs in fp32 (the JSON says which).
 
 ``keypoints`` writes bench/results/apvg_keypoints.json (apvg_keypoints_<root>.json for another
 dataset): the KHP stage alone under each pose
@@ -38,6 +40,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from audiovis.audio import CQT
 from audiovis.callbacks import CPUBudget
 from audiovis.data import AudioVisualDataModule
+from audiovis.hardware import cpu_has_fast_bf16
 from audiovis.metrics.video import KeypointDistance
 from audiovis.models import APVG
 from bench.common import write_result
@@ -57,6 +60,10 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
+FAST_BF16 = cpu_has_fast_bf16()
+PRECISION = "bf16-mixed" if FAST_BF16 else "32-true"
+
+
 def build_model(size: int, **flags: Any) -> APVG:
     frontend = CQT(SAMPLE_RATE, hop_length=256, n_bins=84)
     small: dict[str, Any] = (
@@ -66,13 +73,13 @@ def build_model(size: int, **flags: Any) -> APVG:
                 **small, **flags)  # fmt: skip
 
 
-def speed(size: int, seconds: float) -> None:
+def speed(size: int, seconds: float, warp_sigma: float = 0.02) -> None:
     torch.manual_seed(0)
-    model = build_model(size).eval()
+    model = build_model(size, warp_sigma=warp_sigma).eval()
     audio = torch.randn(int(seconds * SAMPLE_RATE)) * 0.1
     figures: dict[str, Any] = {"generator_parameters_M": round(
         sum(p.numel() for p in model.generator.parameters()) / 1e6, 2)}  # fmt: skip
-    for name, bf16 in (("fp32", False), ("bf16", True)):
+    for name, bf16 in (("fp32", False), ("bf16", True))[: 2 if FAST_BF16 else 1]:
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             model.generate(audio[:SAMPLE_RATE])  # warm-up
             rates = []
@@ -92,22 +99,24 @@ def speed(size: int, seconds: float) -> None:
     times = []
     for step in range(4):
         start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=FAST_BF16):
             d_loss, _ = model.discriminator_loss(batch)
         opt_d.zero_grad()
         d_loss.backward()
         opt_d.step()
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=FAST_BF16):
             g_loss, _ = model.generator_loss(batch)
         opt_g.zero_grad()
         g_loss.backward()
         opt_g.step()
         if step:  # the first step warms up
             times.append(time.perf_counter() - start)
-    figures["train_clips_per_s_bf16"] = round(4 / (sum(times) / len(times)), 3)
+    figures[f"train_clips_per_s_{'bf16' if FAST_BF16 else 'fp32'}"] = round(
+        4 / (sum(times) / len(times)), 3)  # fmt: skip
     figures["peak_rss_gb"] = round(peak_rss_gb(), 2)
-    write_result("apvg", "speed", {"size": size, "audio_seconds": seconds,
-                                   "threads": torch.get_num_threads()}, figures)  # fmt: skip
+    config = {"size": size, "audio_seconds": seconds, "warp_sigma": warp_sigma,
+              "threads": torch.get_num_threads(), "cpu_bf16_units": FAST_BF16}  # fmt: skip
+    write_result("apvg", "speed", config, figures)
 
 
 def average_pose_distance(model: APVG, dm: AudioVisualDataModule) -> float:
@@ -133,7 +142,7 @@ def _fit_stage(model: APVG, dm: AudioVisualDataModule, budget: float, ckpt: Path
     limit = CPUBudget(budget)
     best = ModelCheckpoint(dirpath=ckpt.parent, filename=ckpt.stem + "_best",
                            monitor="val/loss", mode="min", save_top_k=1)  # fmt: skip
-    trainer = pl.Trainer(max_epochs=10_000, precision="bf16-mixed", logger=False,
+    trainer = pl.Trainer(max_epochs=10_000, precision=PRECISION, logger=False,
                          enable_checkpointing=keep_best, limit_val_batches=1.0 if keep_best
                          else 0, callbacks=[limit, best] if keep_best else [limit],
                          enable_model_summary=False, enable_progress_bar=False)  # fmt: skip
@@ -155,7 +164,7 @@ def copy_first_frame(size: int, dm: AudioVisualDataModule) -> dict[str, float]:
     pl.seed_everything(0)
     model = build_model(size, use_khp=False)
     model.average_keypoints.fill_(0.0)  # not used: keypoints are not scored here
-    tester = pl.Trainer(logger=False, precision="bf16-mixed", enable_progress_bar=False,
+    tester = pl.Trainer(logger=False, precision=PRECISION, enable_progress_bar=False,
                         enable_model_summary=False)  # fmt: skip
     scores = tester.test(model, dm, verbose=False)[0]
     return {"psnr": round(scores["test/psnr"], 3), "ssim": round(scores["test/ssim"], 4)}
@@ -164,11 +173,12 @@ def copy_first_frame(size: int, dm: AudioVisualDataModule) -> dict[str, float]:
 def learning(size: int, budget: float, variants: list[str], instrument: str,
              workdir: Path, root: Path | None = None,
              khp_condition: str = "average", cvg_anchor: str = "previous",
-             w_change: float = 0.0, warp_sigma: float = 0.0) -> None:  # fmt: skip
+             w_change: float = 0.0, warp_sigma: float = 0.0, seed: int = 0) -> None:  # fmt: skip
     """Each variant runs the paper's stage-wise schedule within ``budget`` CPU seconds (the KHP
     stage keeps its best epoch on the validation piece: it overfits two training pieces). A KHP
     stage that two variants share (``full``, ``no_cvg``, ``no_gcn``, ...) is trained once and
-    loaded by each, as a user would; it still counts in every variant's budget."""
+    loaded by each, as a user would; it still counts in every variant's budget. ``seed`` seeds
+    every stage's initialisation and batches (another seed measures the spread of a figure)."""
     workdir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Any] = {}
     khp_runs: dict[str, tuple[str, dict[str, Any]]] = {}  # KHP flags → (checkpoint, log)
@@ -193,7 +203,7 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
         log: dict[str, Any] = {}
         init: dict[str, str] = {}
         for stage, share in shares.items():
-            pl.seed_everything(0)
+            pl.seed_everything(seed)
             model = build_model(size, stage=stage, init_from=dict(init), **flags, **flags_all)
             khp_key = repr({k: flags.get(k, True) for k in ("use_average", "use_dlt")})
             if stage == "khp" and khp_key in khp_runs:
@@ -207,10 +217,10 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
             init["stu" if stage == "final" else stage] = ckpt
             if stage == "khp":
                 khp_runs[khp_key] = (ckpt, log[stage])
-        pl.seed_everything(0)
+        pl.seed_everything(seed)
         last = list(shares)[-1]
         final = build_model(size, stage=last, init_from=dict(init), **flags, **flags_all)
-        tester = pl.Trainer(logger=False, precision="bf16-mixed", enable_progress_bar=False,
+        tester = pl.Trainer(logger=False, precision=PRECISION, enable_progress_bar=False,
                             enable_model_summary=False)  # fmt: skip
         scores = tester.test(final, dm, verbose=False)[0]
         results[name] = {
@@ -231,12 +241,13 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
     what += "" if cvg_anchor == "previous" else f"_cvg-anchor-{cvg_anchor}"
     what += "" if w_change == 0.0 else f"_w-change-{w_change:g}"
     what += "" if warp_sigma == 0.0 else f"_warp-{warp_sigma:g}"
+    what += "" if seed == 0 else f"_seed-{seed}"
     write_result("apvg", what, {
         "size": size, "cpu_budget_s": budget, "schedule": dict(SCHEDULE),
         "data": f"{root or 'studio default'}, {instrument}: {train} train performances, the "
                 "test split scored", "khp_condition": khp_condition, "cvg_anchor": cvg_anchor,
-        "w_change": w_change, "warp_sigma": warp_sigma,
-        "batch": 8, "clip_frames": 16, "precision": "bf16-mixed",
+        "w_change": w_change, "warp_sigma": warp_sigma, "seed": seed,
+        "batch": 8, "clip_frames": 16, "precision": PRECISION,
         "threads": torch.get_num_threads()}, results)  # fmt: skip
 
 
@@ -268,7 +279,7 @@ def keypoints(size: int, budget: float, instrument: str, workdir: Path,
         pl.seed_everything(0)
         final = build_model(size, stage="khp", khp_condition=condition,
                             init_from={"khp": str(ckpt)})  # fmt: skip
-        tester = pl.Trainer(logger=False, precision="bf16-mixed", enable_progress_bar=False,
+        tester = pl.Trainer(logger=False, precision=PRECISION, enable_progress_bar=False,
                             enable_model_summary=False)  # fmt: skip
         scores = tester.test(final, dm, verbose=False)[0]
         results[condition] = {
@@ -291,7 +302,7 @@ def keypoints(size: int, budget: float, instrument: str, workdir: Path,
         "data": str(root or "studio default"),
         "train_performances": len(getattr(dm.datasets["train"], "performances", [])),
         "selection": "best val/loss epoch (val piece)", "batch": 8, "clip_frames": 16,
-        "precision": "bf16-mixed", "threads": torch.get_num_threads(),
+        "precision": PRECISION, "threads": torch.get_num_threads(),
         "load_average": Path("/proc/loadavg").read_text().split()[:3]}, results)  # fmt: skip
 
 
@@ -303,6 +314,12 @@ def main() -> None:
     s = sub.add_parser("speed")
     s.add_argument("--size", type=int, default=128)
     s.add_argument("--seconds", type=float, default=8.0)
+    s.add_argument(
+        "--warp-sigma",
+        type=float,
+        default=0.02,
+        help="APVG warp_sigma (apvg.yaml's 0.02; 0: the model without the warp)",
+    )
     learn = sub.add_parser("learning")
     learn.add_argument("--size", type=int, default=64)
     learn.add_argument("--budget", type=float, default=600.0, help="CPU seconds per variant")
@@ -319,6 +336,7 @@ def main() -> None:
                        "L1 weighted up where the real video moves")  # fmt: skip
     learn.add_argument("--warp-sigma", type=float, default=0.0, help="APVG warp_sigma: the "
                        "coarse frames carried with the predicted keypoints")  # fmt: skip
+    learn.add_argument("--seed", type=int, default=0)
     kp = sub.add_parser("keypoints")
     kp.add_argument("--size", type=int, default=64)
     kp.add_argument("--budget", type=float, default=150.0, help="CPU seconds per condition")
@@ -341,9 +359,11 @@ def main() -> None:
             args.cvg_anchor,
             args.w_change,
             args.warp_sigma,
+            args.seed,
         )
     else:  # `audiovis bench` runs the quick part
-        speed(getattr(args, "size", 128), getattr(args, "seconds", 8.0))
+        speed(getattr(args, "size", 128), getattr(args, "seconds", 8.0),
+              getattr(args, "warp_sigma", 0.02))  # fmt: skip
 
 
 if __name__ == "__main__":

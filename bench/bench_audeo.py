@@ -388,7 +388,7 @@ def learning(args: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     root = build_data(args.minutes)
     v2r_config = {**DEFAULT_V2R, "width": args.width, "input_size": tuple(args.input),
                   "keyboard_box": args.keyboard_box if args.keyboard_box == "auto" else
-                  STUDIO_BOX}  # fmt: skip
+                  STUDIO_BOX, "key_mix": args.key_mix}  # fmt: skip
     v2r = load_video2roll(args.video2roll) if args.video2roll else Video2Roll(**v2r_config)
     pieces = load_pieces(root, v2r)
     held, val, test = pieces["val"] + pieces["test"], pieces["val"], pieces["test"]

@@ -61,24 +61,40 @@ def test_nonfinite_loss_stops_with_clear_message(fixture_root: Path, tmp_path: P
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
 
 
-def test_bf16_mixed_trains(fixture_root: Path, tmp_path: Path) -> None:
-    _ok(
-        run_cli(
-            "fit",
-            "--config",
-            TINY,
-            "--data.root",
-            str(fixture_root),
-            "--trainer.default_root_dir",
-            str(tmp_path),
-            "--trainer.max_epochs",
-            "1",
-            "--trainer.precision",
-            "bf16-mixed",
-        )
+def _fit_bf16(fixture_root: Path, tmp_path: Path, cpu_bf16: str) -> str:
+    result = run_cli(
+        "fit",
+        "--config",
+        TINY,
+        "--data.root",
+        str(fixture_root),
+        "--trainer.default_root_dir",
+        str(tmp_path),
+        "--trainer.max_epochs",
+        "1",
+        "--trainer.precision",
+        "bf16-mixed",
+        env={"AUDIOVIS_CPU_BF16": cpu_bf16},
     )
+    _ok(result)
     weights = _weights(tmp_path / "checkpoints" / "last.ckpt")
     assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())
+    return result.stdout + result.stderr
+
+
+def test_bf16_mixed_trains(fixture_root: Path, tmp_path: Path) -> None:
+    # forced, as on a CPU with bfloat16 units (AMX / AVX-512 BF16) or a GPU
+    out = _fit_bf16(fixture_root, tmp_path, cpu_bf16="1")
+    assert "bfloat16 Automatic Mixed Precision" in out and "this CPU has no bfloat16" not in out
+
+
+def test_bf16_on_a_cpu_without_bf16_units_trains_in_fp32(
+    fixture_root: Path, tmp_path: Path
+) -> None:
+    # where bf16 convolutions are emulated (about 100x slower) the CLI says so and uses fp32
+    out = _fit_bf16(fixture_root, tmp_path, cpu_bf16="0")
+    assert "this CPU has no bfloat16 units" in out and "training in 32-true" in out
+    assert "bfloat16 Automatic Mixed Precision" not in out
 
 
 @pytest.mark.slow

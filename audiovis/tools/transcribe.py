@@ -11,6 +11,7 @@ longer video is decoded a second time instead, so memory holds only the small cr
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--bf16",
         action="store_true",
         help="run Video2Roll under bfloat16 autocast (faster on CPUs with AMX/AVX512-BF16; "
-        "probabilities differ slightly from float32's)",
+        "probabilities differ slightly from float32's; ignored, with a warning, on a CPU "
+        "without them, where bf16 is about 100x slower)",
     )
     parser.add_argument(
         "--threads",
@@ -158,6 +160,7 @@ def _transcribe(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
+    from audiovis.hardware import CPU_BF16_ENV, cpu_has_fast_bf16
     from audiovis.media import VideoWriter, atomic_path, write_audio
     from audiovis.models.audeo import (
         check_box,
@@ -170,6 +173,11 @@ def _transcribe(args: argparse.Namespace) -> int:
         transcribe,
     )
 
+    if args.bf16 and not cpu_has_fast_bf16():
+        print("warning: --bf16 ignored: this CPU has no bfloat16 units (AVX-512 BF16 / AMX), "
+              f"where bf16 runs about 100x slower than fp32 ({CPU_BF16_ENV}=1 forces it)",
+              file=sys.stderr)  # fmt: skip
+        args.bf16 = False
     if not 0 <= args.program <= 127:
         raise AudiovisError(f"--program must be a General MIDI program 0..127, got {args.program}")
     if args.soundfont is not None and not Path(args.soundfont).is_file():
