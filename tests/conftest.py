@@ -66,6 +66,14 @@ def run_cli(
     )
 
 
+def fit_tiny(
+    root: Path, out: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``lightning fit`` of tests/conf/tiny.yaml on a dataset ``root``, writing under ``out``."""
+    fit = ("fit", "--config", str(CONF / "tiny.yaml"), "--data.root", str(root))
+    return run_cli(*fit, "--trainer.default_root_dir", str(out), *args, env=env)
+
+
 def assert_ok(result: subprocess.CompletedProcess[str]) -> None:
     """The command succeeded; otherwise show the end of its stderr."""
     assert result.returncode == 0, result.stderr[-3000:]

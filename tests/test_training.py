@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import CONF, run_cli
+from tests.conftest import CONF, fit_tiny, run_cli
 from tests.conftest import assert_ok as _ok
 
 TINY = str(CONF / "tiny.yaml")
@@ -62,18 +62,11 @@ def test_nonfinite_loss_stops_with_clear_message(fixture_root: Path, tmp_path: P
 
 
 def _fit_bf16(fixture_root: Path, tmp_path: Path, cpu_bf16: str) -> str:
-    result = run_cli(
-        "fit",
-        "--config",
-        TINY,
-        "--data.root",
-        str(fixture_root),
-        "--trainer.default_root_dir",
-        str(tmp_path),
-        "--trainer.max_epochs",
-        "1",
-        "--trainer.precision",
-        "bf16-mixed",
+    result = fit_tiny(
+        fixture_root,
+        tmp_path,
+        "--trainer.max_epochs=1",
+        "--trainer.precision=bf16-mixed",
         env={"AUDIOVIS_CPU_BF16": cpu_bf16},
     )
     _ok(result)
@@ -99,14 +92,9 @@ def test_bf16_on_a_cpu_without_bf16_units_trains_in_fp32(
 
 @pytest.mark.slow
 def test_ddp_on_two_cpu_processes(fixture_root: Path, tmp_path: Path) -> None:
-    result = run_cli(
-        "fit",
-        "--config",
-        TINY,
-        "--data.root",
-        str(fixture_root),
-        "--trainer.default_root_dir",
-        str(tmp_path),
+    result = fit_tiny(
+        fixture_root,
+        tmp_path,
         "--trainer.max_epochs",
         "1",
         "--trainer.strategy",
