@@ -1,7 +1,7 @@
 """The closed loop (issue 10): music → APVG's generated piano video → Audeo → music, on the
 held-out studio piano pieces, against Audeo on the studio's own rendering (the ceiling).
 
-    python -m bench.bench_loop train [--budget 1100]     # APVG on the train pieces, CPU budget
+    python -m bench.bench_loop train [--budget 1100] [--khp-budget 200]   # APVG, CPU budget
     python -m bench.bench_loop loop [--apvg CKPT] [--video2roll CKPT] [--roll2midi CKPT]
 
 1. Data: the Audeo benchmark's piano studio set (``bench-audeo-piano-4min`` in the user cache,
@@ -47,7 +47,8 @@ def load() -> str:
     return " ".join(f"{v}" for v in Path("/proc/loadavg").read_text().split()[:3])
 
 
-def train(budget: float, out: Path, overrides: list[str]) -> None:
+def train(budget: float, out: Path, overrides: list[str],
+          first_stage: dict[str, Any] | None = None) -> None:  # fmt: skip
     import torch
 
     from audiovis.cli import run_lightning
@@ -84,6 +85,8 @@ def train(budget: float, out: Path, overrides: list[str]) -> None:
         "metrics": {k: round(float(v), 4) for k, v in trainer.callback_metrics.items()},
         "checkpoint": str(out / "checkpoints" / "last.ckpt"),
     }
+    if first_stage is not None:
+        record["first_stage"] = first_stage
     (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
 
@@ -199,6 +202,9 @@ def main() -> None:
     t.add_argument("--override", action="append", default=[], metavar="ARG",
                    help="an extra `lightning fit` argument over the piano config, e.g. "
                    "--override=--model.init_args.w_change=20 (repeatable)")  # fmt: skip
+    t.add_argument("--khp-budget", type=float, default=0.0,
+                   help="CPU seconds of --budget for the KHP stage first (with key_presses "
+                   "the key-press head trains there too); 0: all stages jointly")  # fmt: skip
     lp = sub.add_parser("loop", help="run the loop on the held-out pieces")
     lp.add_argument("--apvg", type=Path, help="APVG checkpoint (default: the train step's)")
     lp.add_argument("--video2roll", type=Path, help="default <cache>/zoo/audeo_video2roll.ckpt")
@@ -209,7 +215,20 @@ def main() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     base = cache() / "bench-loop"
     if args.what == "train":
-        train(args.budget, args.out or base / "apvg_piano", args.override)
+        out = args.out or base / "apvg_piano"
+        if not args.khp_budget:
+            train(args.budget, out, args.override)
+            return
+        # the paper's first stage: the KHP (and the key-press head) alone, then all jointly
+        if not 0 < args.khp_budget < args.budget:
+            raise SystemExit(f"--khp-budget {args.khp_budget}: must lie in (0, --budget)")
+        train(args.khp_budget, out / "khp", [*args.override, "--model.init_args.stage=khp"])
+        first = out / "khp" / "checkpoints" / "last.ckpt"
+        keys = any("key_presses=true" in o.lower() for o in args.override)
+        init = f"{{khp: {first}" + (f", keys: {first}}}" if keys else "}")
+        record = json.loads((out / "khp" / "training.json").read_text())
+        train(args.budget - args.khp_budget, out,
+              [*args.override, f"--model.init_args.init_from={init}"], record)  # fmt: skip
     elif args.what == "loop":
         zoo = cache() / "zoo"
         v2r = args.video2roll or zoo / "audeo_video2roll.ckpt"

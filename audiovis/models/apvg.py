@@ -32,6 +32,10 @@ from audiovis.networks.vgg import VGG19Features, perceptual_loss
 from audiovis.networks.warp import keypoint_flow, warp
 from audiovis.skeleton import NUM_KEYPOINTS
 
+#: the keys' back part, as a fraction of their length, where the fingers pressing them never
+#: reach (the studio reads the keys there too): :meth:`APVG.fit_key_colours` fits on it
+KEY_BACK = 0.27
+
 #: component → its parameters' prefix in the state dict
 COMPONENTS = {
     "khp": "generator.khp.",
@@ -99,9 +103,11 @@ class APVG(GANModule):
             of the 88 keys are down, trained on the data's ``roll``; the keyboard is located
             in the first frame (:func:`~audiovis.models.audeo.locate_keyboard`) and the
             predicted presses are rendered into a press map the STU reads beside the
-            keypoint heatmap, and painted onto the coarse frame (a learned colour change
-            per white / black key, from the first frame's keys), so a pressed key is drawn
-            where it is.
+            keypoint heatmap, and painted onto the coarse frame (a colour change per white /
+            black key from the first frame's keys, started at its least-squares fit on the
+            training videos (:meth:`fit_key_colours`) and learned on), so a pressed key is
+            drawn where it is. Train the head first in the ``khp`` stage (it learns with the
+            KHP there, thousands of cheap steps) and load it with ``init_from: {keys: ...}``.
         w_keys: weight of the key-press head's binary cross-entropy.
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
@@ -299,7 +305,58 @@ class APVG(GANModule):
         self.reference_keypoints.copy_(torch.from_numpy(first_pose).float())
         if self.generator.khp is not None and "khp" not in self.init_from:
             self.generator.khp.start_at(self.average_keypoints)
+        if self.generator.keys is not None and "keys" not in self.init_from:
+            self.fit_key_colours(dataset.performances)
         self.initialised.fill_(True)
+
+    @torch.no_grad()
+    def fit_key_colours(self, performances: Any, frames_per_video: int = 100) -> None:
+        """Start the key-press paint at the colour change pressed keys make in the videos.
+
+        The paint maps the press map's change from the first frame (white, black) linearly to
+        a colour change; its least-squares fit on sampled frames of each performance, pixels
+        pooled (frame minus the performance's first frame against the true roll's press map
+        minus the first frame's), so the generator draws a pressed key from its first step
+        rather than learning the colour through the frame losses. Only the keys' back part
+        (:data:`KEY_BACK`) counts: the hands cover the front of the keys they press.
+        Performances without a roll are skipped.
+        """
+        keys = self.generator.keys
+        assert keys is not None
+        gram, cross, used = torch.zeros(2, 2), torch.zeros(2, 3), 0
+        for files in performances:
+            if "roll" not in files.arrays:
+                continue
+            video = np.load(files.arrays["video"], mmap_mode="r")
+            roll = np.load(files.arrays["roll"], mmap_mode="r")
+            n = min(len(video), len(roll))
+            index = np.unique(np.linspace(0, n - 1, min(n, frames_per_video)).astype(int))
+            frames = torch.from_numpy(np.array(video[index])).permute(0, 3, 1, 2)
+            frames = frames.float() / 127.5 - 1  # (N, 3, H, W); index[0] == 0
+            if frames.shape[-1] != self.image_size:
+                continue
+            box = self.locate_keys(frames[:1])
+            probs = torch.from_numpy(np.array(roll[index])).float()[None]
+            presses = render_presses(probs, key_rects(box), self.image_size)[0]
+            # the keys' back part, where the fingers pressing them never reach
+            x, y, w, h = (box[0] * self.image_size).tolist()
+            back = slice(int(y), int(y + KEY_BACK * h) + 1), slice(int(x), int(x + w) + 1)
+            d = (presses - presses[:1])[..., back[0], back[1]].transpose(0, 1).flatten(1)
+            v = (frames - frames[:1])[..., back[0], back[1]].transpose(0, 1).flatten(1)
+            gram += d @ d.T
+            cross += d @ v.T
+            used += 1
+        if not used:
+            rank_zero_info("APVG.key_presses: no training video with a roll at this size; "
+                           "the key paint starts at zero")  # fmt: skip
+            return
+        colour = torch.linalg.solve(gram + 1e-3 * torch.eye(2), cross)  # (2, 3)
+        keys.colour.weight.copy_(colour.T[..., None, None].to(keys.colour.weight))
+        rgb = [[round(c, 3) for c in row] for row in colour.tolist()]
+        rank_zero_info(
+            f"APVG.key_presses: key paint fitted on {used} performances "
+            f"(RGB change of a pressed white key {rgb[0]}, black key {rgb[1]})"
+        )
 
     # ----------------------------------------------------------------------------- forward
 

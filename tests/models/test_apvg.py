@@ -414,3 +414,37 @@ def test_key_presses_paint_the_pressed_keys_onto_the_coarse_frame() -> None:
     assert (inside[4:] < -0.25).all() and (inside[4:] >= -0.5).all()
     assert inside[:4].abs().max() < 0.05  # up before it is played
     assert change[:, :, : y0 - 2].abs().max() < 1e-3  # nothing above the keyboard changes
+
+
+def test_key_paint_starts_at_the_colour_pressed_keys_take_in_the_training_videos(
+    tmp_path: Path,
+) -> None:
+    from types import SimpleNamespace
+
+    model = APVG(LogMel(8000, n_fft=256, hop_length=80, n_mels=32), image_size=128,
+                 sample_rate=8000, cvg_channels=16, stu_base=8, stu_depth=3,
+                 w_perceptual=0.0, key_presses=True)  # fmt: skip
+    data = _piano_batch(t=12, size=128)
+    performances = []
+    for i in range(2):
+        frames = ((data["video"][i].permute(0, 2, 3, 1) + 1) * 127.5).round().byte().numpy()
+        np.save(tmp_path / f"video{i}.npy", frames)
+        np.save(tmp_path / f"roll{i}.npy", data["roll"][i].byte().numpy())
+        arrays = {"video": tmp_path / f"video{i}.npy", "roll": tmp_path / f"roll{i}.npy"}
+        performances.append(SimpleNamespace(arrays=arrays))
+    model.fit_key_colours(performances)
+    keys = model.generator.keys
+    assert keys is not None
+    fitted = keys.colour.weight[:, :, 0, 0].T  # (2, 3): RGB change of a white, a black key
+    # the studio's colours (rigs/piano.py): ivory (240, 235, 222) → (168, 182, 212) pressed,
+    # ebony (22, 21, 24) → (62, 78, 122), in the frame's [-1, 1] units (÷ 127.5)
+    studio = torch.tensor([[-72.0, -53.0, -10.0], [40.0, 57.0, 98.0]]) / 127.5
+    for got, want in zip(fitted, studio, strict=True):
+        # the same colour change; a little weaker, as the key edges' pixels (antialiased,
+        # 2-3 px keys at 128 px) carry part of it
+        assert torch.cosine_similarity(got, want, dim=0) > 0.98
+        assert 0.6 < got.norm() / want.norm() < 1.1
+    # a roll-less performance is skipped; with none left, the paint stays as it was
+    before = keys.colour.weight.clone()
+    model.fit_key_colours([SimpleNamespace(arrays={"video": tmp_path / "video0.npy"})])
+    assert torch.equal(keys.colour.weight, before)
