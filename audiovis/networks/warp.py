@@ -46,7 +46,10 @@ def keypoint_flow(source: Tensor, target: Tensor, size: int | tuple[int, int],
     gx = torch.exp(-((xs - target[..., 0:1]) ** 2) / (2 * sigma**2))  # (..., K, W)
     gy = torch.exp(-((ys - target[..., 1:2]) ** 2) / (2 * sigma**2)) * conf[..., None]
     total = torch.einsum("...kh,...kw->...hw", gy, gx)
-    moved = torch.einsum("...kh,...kw,...kc->...hwc", gy, gx, move)
+    # each displacement axis weighs the rows first: two (H, K) @ (K, W) products, never the
+    # (K, H, W) stack a three-operand einsum may build
+    rows = gy.unsqueeze(-3) * move.transpose(-1, -2).unsqueeze(-1)  # (..., 2, K, H)
+    moved = torch.einsum("...ckh,...kw->...hwc", rows, gx)
     return moved / (total[..., None] + BACKGROUND)
 
 

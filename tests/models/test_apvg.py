@@ -448,3 +448,24 @@ def test_key_paint_starts_at_the_colour_pressed_keys_take_in_the_training_videos
     before = keys.colour.weight.clone()
     model.fit_key_colours([SimpleNamespace(arrays={"video": tmp_path / "video0.npy"})])
     assert torch.equal(keys.colour.weight, before)
+
+
+def test_channels_last_changes_the_memory_layout_not_the_frames() -> None:
+    models = [tiny(channels_last=False), tiny()]
+    for model in models:  # the same random weights in both, none zero (no identity start)
+        torch.manual_seed(5)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.copy_(torch.randn(p.shape) * 0.1)  # randn_like would follow the layout
+    plain, fast = models
+    weights = [p for p in fast.generator.parameters() if p.dim() == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)
+    audio = torch.randn(8000) * 0.1
+    frames = []
+    for model in models:
+        torch.manual_seed(6)  # the same noise z
+        with torch.no_grad():
+            frames.append(model.eval().generate(audio)["frames"])
+    a, b = frames
+    assert a.shape == (25, 3, 32, 32) and a.std() > 0.01
+    torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
