@@ -111,7 +111,7 @@ class CQT(AudioFrontEnd):
                 f"frequency of {sample_rate} Hz audio; lower n_bins or raise sample_rate"
             )
         self.sample_rate, self.hop_length, self.num_features = sample_rate, hop_length, n_bins
-        self.log = log
+        self.log, self.fmin, self.bins_per_octave = log, fmin, bins_per_octave
         self.cqt = CQT1992v2(
             sr=sample_rate,
             hop_length=hop_length,
@@ -122,6 +122,10 @@ class CQT(AudioFrontEnd):
             pad_mode="constant",
             verbose=False,
         )  # reflect fails on short clips
+
+    def first_midi(self) -> float:
+        """The MIDI pitch of the lowest bin's centre (24.0 for C1)."""
+        return 69.0 + 12.0 * math.log2(self.fmin / 440.0)
 
     def forward(self, audio: Tensor) -> Tensor:
         with torch.autocast(audio.device.type, enabled=False):

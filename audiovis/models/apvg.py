@@ -22,7 +22,7 @@ from audiovis.losses import change_weighted_l1, hinge_discriminator_loss, hinge_
 from audiovis.media import draw_skeleton, hstack_videos, to_uint8
 from audiovis.metrics.video import FrameMetrics, KeypointDistance
 from audiovis.models.base import GANModule, read_checkpoint
-from audiovis.music import NUM_KEYS
+from audiovis.music import LOWEST_PITCH, NUM_KEYS
 from audiovis.networks.coarse import CoarseVideoGeneratorNet
 from audiovis.networks.discriminators import AudioVideoDiscriminator
 from audiovis.networks.keyboard import KeyPressNet, key_rects, render_presses
@@ -108,6 +108,9 @@ class APVG(GANModule):
             training videos (:meth:`fit_key_colours`) and learned on), so a pressed key is
             drawn where it is. Train the head first in the ``khp`` stage (it learns with the
             KHP there, thousands of cheap steps) and load it with ``init_from: {keys: ...}``.
+        key_head: the key-press head: ``dense`` (any front-end) or ``pitch`` (one detector
+            shared by every key over a semitone CQT; see
+            :class:`~audiovis.networks.keyboard.KeyPressNet`).
         w_keys: weight of the key-press head's binary cross-entropy.
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
@@ -149,6 +152,7 @@ class APVG(GANModule):
         cvg_anchor: Literal["previous", "first"] = "previous",
         warp_sigma: float = 0.0,
         key_presses: bool = False,
+        key_head: Literal["dense", "pitch"] = "dense",
         stu_base: int = 16,
         stu_depth: int = 4,
         w_coord: float = 10.0,
@@ -207,7 +211,7 @@ class APVG(GANModule):
         stu = StructuredTemporalUNet(feats, base=stu_base, depth=stu_depth, use_gru=use_gru,
                                      use_gcn=use_gcn, heatmap_channels=3 if key_presses else 1) \
             if use_stu else None  # fmt: skip
-        keys = KeyPressNet(feats) if key_presses else None
+        keys = KeyPressNet(feats, first_key=self._first_key(key_head)) if key_presses else None
         self.generator = _Generator(khp, cvg, stu, keys)
         if key_presses:  # the key-press head learns from the piano roll
             self.streams = (*APVG.streams, "roll")  # type: ignore[misc]  # per instance
@@ -244,6 +248,22 @@ class APVG(GANModule):
                                          for _ in range(2))  # fmt: skip
         for component, path in (init_from or {}).items():
             self.load_component(component, path)
+
+    def _first_key(self, key_head: str) -> int | None:
+        """The piano key (A0 = 0) of the front-end's first bin, for the ``pitch`` head."""
+        if key_head == "dense":
+            return None
+        if key_head != "pitch":
+            raise AudiovisError(f"APVG.key_head: {key_head!r}; known: 'dense', 'pitch'")
+        frontend = self.frontend
+        if not isinstance(frontend, CQT) or frontend.bins_per_octave != 12:
+            raise AudiovisError("APVG.key_head: 'pitch' needs a CQT front-end at 12 bins per "
+                                f"octave (one bin per key), not {frontend.spec()}")  # fmt: skip
+        midi = frontend.first_midi()
+        if abs(midi - round(midi)) > 0.1:
+            raise AudiovisError(f"APVG.key_head: 'pitch' needs the CQT's fmin on a semitone; "
+                                f"{frontend.fmin} Hz is MIDI {midi:.2f}")  # fmt: skip
+        return round(midi) - LOWEST_PITCH
 
     def load_component(self, component: str, path: str | Path) -> None:
         """Load one component's weights (and the KHP's average pose) from a checkpoint.
@@ -424,7 +444,10 @@ class APVG(GANModule):
             if keyboard is None:
                 keyboard = self.locate_keys(first_frame)
             key_logits = g.keys(audio_feat.float())  # (B, T, 88)
-            probs = torch.sigmoid(key_logits)
+            # the head learns from the roll alone: the frame losses reach the paint and the
+            # STU, not the key logits (through them they pulled the head off the roll: its
+            # held-out frame F1 fell from 0.80 to 0.75 in a joint stage)
+            probs = torch.sigmoid(key_logits.detach())
             presses = render_presses(probs, key_rects(keyboard), self.image_size)
             maps = torch.cat([heatmap, presses.to(heatmap.dtype)], 2)
             # the keys' colour change from the generation's first frame, whose own pressed

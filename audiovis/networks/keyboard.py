@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from audiovis.music import NUM_KEYS
@@ -86,32 +87,66 @@ def render_presses(probs: Tensor, rects: Tensor, size: int, softness: float = 0.
 class KeyPressNet(nn.Module):
     """Audio features at video rate → the logits of each piano key being down per frame.
 
-    Two temporal convolutions (five frames of context) and a per-frame projection: pitch is
-    local in time, and a window-local network needs no state to chain windows. ``paint``
-    turns a press map into the colour change pressed keys make (a 1×1 convolution, zero at
-    the start: one colour shift for white keys, one for black), which a generator adds to
-    its frame.
+    Two kinds of head:
+
+    - dense (``first_key=None``, any front-end): two temporal convolutions (five frames of
+      context) and a per-frame projection onto the keys. Pitch is local in time, and a
+      window-local network needs no state to chain windows.
+    - pitch (``first_key`` given; the features are semitone bins, bin ``b`` is key
+      ``first_key + b`` with A0 = 0): one small 2-D convolution over (pitch, time) shared by
+      every key, seen from the key's bin: ``below`` semitones under it (a lower note's
+      partials), ``above`` over it (its own harmonics: +12, +19, +24, ...), five frames
+      around it. A note learnt on one key is then recognised on every key, where the dense
+      head needs examples of each key (on the studio's 10 training pieces it overfits). Keys
+      outside the bins take one learned logit.
+
+    ``paint`` turns a press map into the colour change pressed keys make (a 1×1 convolution,
+    zero at the start: one colour shift for white keys, one for black), which a generator
+    adds to its frame.
 
     Shape:
         (B, T, F) → (B, T, num_keys); ``paint``: (B, T, 2, H, W) → (B, T, 3, H, W)
     """
 
-    def __init__(self, audio_dim: int, num_keys: int = NUM_KEYS, hidden: int = 256) -> None:
+    def __init__(self, audio_dim: int, num_keys: int = NUM_KEYS, hidden: int = 256,
+                 first_key: int | None = None, below: int = 12,
+                 above: int = 36) -> None:  # fmt: skip
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv1d(audio_dim, hidden, 3, padding=1, padding_mode="replicate"),
-            nn.GELU(),
-            nn.Conv1d(hidden, hidden, 3, padding=1, padding_mode="replicate"),
-            nn.GELU(),
-            nn.Conv1d(hidden, num_keys, 1),
-        )
+        self.num_keys, self.first_key, self.below, self.above = num_keys, first_key, below, above
+        if first_key is None:
+            self.net = nn.Sequential(
+                nn.Conv1d(audio_dim, hidden, 3, padding=1, padding_mode="replicate"),
+                nn.GELU(),
+                nn.Conv1d(hidden, hidden, 3, padding=1, padding_mode="replicate"),
+                nn.GELU(),
+                nn.Conv1d(hidden, num_keys, 1),
+            )
+        else:
+            width = 32
+            self.net = nn.Sequential(
+                nn.Conv2d(1, width, (below + 1 + above, 5), padding=(0, 2)),
+                nn.GELU(),
+                nn.Conv2d(width, width, (1, 5), padding=(0, 2)),
+                nn.GELU(),
+                nn.Conv2d(width, 1, 1),
+            )
+            self.outside = nn.Parameter(torch.tensor(-3.0))
         # start with keys up (a piano is mostly silent): logit −3, p ≈ 0.05
         nn.init.constant_(self.net[-1].bias, -3.0)  # type: ignore[arg-type]
         self.colour = nn.Conv2d(2, 3, 1, bias=False)
         nn.init.zeros_(self.colour.weight)
 
     def forward(self, audio_feat: Tensor) -> Tensor:
-        return self.net(audio_feat.transpose(1, 2)).transpose(1, 2)
+        if self.first_key is None:
+            return self.net(audio_feat.transpose(1, 2)).transpose(1, 2)
+        x = audio_feat.transpose(1, 2)[:, None]  # (B, 1, F, T)
+        x = F.pad(x, (0, 0, self.below, self.above))  # silence beyond the bins
+        bins = self.net(x)[:, 0].transpose(1, 2)  # (B, T, F)
+        b, t, f = bins.shape
+        keys = self.outside.expand(b, t, self.num_keys).clone()
+        lo, hi = max(self.first_key, 0), min(self.first_key + f, self.num_keys)
+        keys[..., lo:hi] = bins[..., lo - self.first_key : hi - self.first_key]
+        return keys
 
     def paint(self, presses: Tensor) -> Tensor:
         return self.colour(presses.flatten(0, 1)).unflatten(0, presses.shape[:2])

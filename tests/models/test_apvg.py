@@ -469,3 +469,18 @@ def test_channels_last_changes_the_memory_layout_not_the_frames() -> None:
     a, b = frames
     assert a.shape == (25, 3, 32, 32) and a.std() > 0.01
     torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-4)
+
+
+def test_pitch_key_head_needs_a_semitone_cqt() -> None:
+    from audiovis.audio import CQT
+
+    model = APVG(CQT(16000, hop_length=256, n_bins=84), image_size=32, cvg_channels=16,
+                 stu_base=8, stu_depth=3, w_perceptual=0.0, key_presses=True,
+                 key_head="pitch")  # fmt: skip
+    keys = model.generator.keys
+    assert keys is not None and keys.first_key == 3  # C1 = MIDI 24 = key 3 (A0 = 0)
+    with pytest.raises(AudiovisError, match="needs a CQT front-end at 12 bins per octave"):
+        tiny(key_presses=True, key_head="pitch")  # a log-mel front-end
+    with pytest.raises(AudiovisError, match="fmin on a semitone"):
+        APVG(CQT(16000, hop_length=256, n_bins=84, fmin=34.0), image_size=32,
+             key_presses=True, key_head="pitch", w_perceptual=0.0)  # fmt: skip

@@ -61,3 +61,23 @@ def test_key_press_net_maps_each_frame_to_88_logits_starting_with_keys_up() -> N
     logits = net(torch.randn(3, 7, 12))
     assert logits.shape == (3, 7, 88)
     assert torch.sigmoid(logits).mean() < 0.2
+
+
+def test_pitch_key_head_recognises_a_note_shifted_in_pitch_on_the_shifted_key() -> None:
+    torch.manual_seed(0)
+    net = KeyPressNet(audio_dim=84, first_key=3)  # a CQT from C1 (key 3) at 12 bins/octave
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape) * 0.3)
+    note = torch.zeros(1, 9, 84)
+    for harmonic in (0, 12, 19, 24):  # a note's partials on bin 30 (key 33) at frames 3..5
+        note[0, 3:6, 30 + harmonic] = 1.0 / (1 + harmonic / 12)
+    up = torch.roll(note, 7, dims=2)  # the same note 7 semitones higher
+    a, b = net(note), net(up)
+    assert a.shape == (1, 9, 88)
+    # the same detector reads every key: key 33's logits reappear on key 40
+    torch.testing.assert_close(b[0, :, 40], a[0, :, 33])
+    assert not torch.allclose(a[0, :, 40], a[0, :, 33])
+    # keys below the first bin (A0-B0) and above the last take one learned logit
+    assert torch.equal(a[0, :, :3], net.outside.expand(9, 3))
+    assert torch.equal(a[0, :, 87:], net.outside.expand(9, 1))
