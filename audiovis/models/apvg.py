@@ -111,9 +111,6 @@ class APVG(GANModule):
         key_head: the key-press head: ``dense`` (any front-end) or ``pitch`` (one detector
             shared by every key over a semitone CQT; see
             :class:`~audiovis.networks.keyboard.KeyPressNet`).
-        key_paint_lr: the learning rate of the key paint's six colours (``None``: the
-            generator's). A linear colour fit next to deep networks: at the networks' rate a
-            short joint stage hardly moves it.
         w_keys: weight of the key-press head's binary cross-entropy.
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
@@ -156,7 +153,6 @@ class APVG(GANModule):
         warp_sigma: float = 0.0,
         key_presses: bool = False,
         key_head: Literal["dense", "pitch"] = "dense",
-        key_paint_lr: float | None = None,
         stu_base: int = 16,
         stu_depth: int = 4,
         w_coord: float = 10.0,
@@ -193,7 +189,6 @@ class APVG(GANModule):
             raise AudiovisError(f"APVG.init_from: unknown components {unknown}; "
                                 f"known: {list(COMPONENTS)}")  # fmt: skip
         self.stage, self.d_frames = stage, d_frames
-        self.key_paint_lr = key_paint_lr
         self.init_from = dict(init_from or {})
         self._fakes: dict[str, Any] | None = None
         self.frontend = frontend or CQT(sample_rate, hop_length=256, n_bins=84)
@@ -560,15 +555,7 @@ class APVG(GANModule):
             module = getattr(self.generator, name)
             if module is not None:
                 module.requires_grad_(name in trained)
-        optimizers, schedulers = super().configure_optimizers()
-        keys = self.generator.keys
-        if keys is not None and self.key_paint_lr is not None and "keys" in trained:
-            # the paint's six colours in a group of their own, at their own rate
-            colour = keys.colour.weight
-            group = optimizers[0].param_groups[0]
-            group["params"] = [p for p in group["params"] if p is not colour]
-            optimizers[0].add_param_group({"params": [colour], "lr": self.key_paint_lr})
-        return optimizers, schedulers
+        return super().configure_optimizers()
 
     def _stage_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """The supervised loss of the ``khp`` or ``cvg`` stage (no discriminator)."""

@@ -484,24 +484,3 @@ def test_pitch_key_head_needs_a_semitone_cqt() -> None:
     with pytest.raises(AudiovisError, match="fmin on a semitone"):
         APVG(CQT(16000, hop_length=256, n_bins=84, fmin=34.0), image_size=32,
              key_presses=True, key_head="pitch", w_perceptual=0.0)  # fmt: skip
-
-
-def test_key_paint_learns_at_its_own_rate() -> None:
-    model = tiny(key_presses=True, key_paint_lr=0.05)
-    (opt_g, _), _ = model.configure_optimizers()
-    keys = model.generator.keys
-    assert keys is not None
-    colour = keys.colour.weight
-    base, paint = opt_g.param_groups
-    assert paint["params"] == [colour] and paint["lr"] == 0.05
-    assert all(p is not colour for p in base["params"]) and base["lr"] != 0.05
-    # every generator parameter is optimised once
-    assert len(base["params"]) + 1 == len(list(model.generator.parameters()))
-    # a step moves the colours by about the paint's rate (Adam), the networks by theirs
-    colour.grad = torch.ones_like(colour)
-    before = colour.detach().clone()
-    opt_g.step()
-    assert torch.allclose(colour - before, torch.full_like(colour, -0.05), atol=1e-3)
-    # without it (the default) the colours stay in the generator's group
-    (opt_g, _), _ = tiny(key_presses=True).configure_optimizers()
-    assert len(opt_g.param_groups) == 1
