@@ -48,7 +48,8 @@ def load() -> str:
 
 
 def train(budget: float, out: Path, overrides: list[str],
-          first_stage: dict[str, Any] | None = None) -> None:  # fmt: skip
+          first_stage: dict[str, Any] | None = None) -> bool:  # fmt: skip
+    """Train within ``budget``; True when the trained APVG has a key-press head."""
     import torch
 
     from audiovis.cli import run_lightning
@@ -89,6 +90,7 @@ def train(budget: float, out: Path, overrides: list[str],
         record["first_stage"] = first_stage
     (out / "training.json").write_text(json.dumps(record, indent=2) + "\n")
     print(json.dumps(record, indent=2))
+    return cli.model.generator.keys is not None
 
 
 def held_out(root: Path) -> list[Path]:
@@ -222,9 +224,9 @@ def main() -> None:
         # the paper's first stage: the KHP (and the key-press head) alone, then all jointly
         if not 0 < args.khp_budget < args.budget:
             raise SystemExit(f"--khp-budget {args.khp_budget}: must lie in (0, --budget)")
-        train(args.khp_budget, out / "khp", [*args.override, "--model.init_args.stage=khp"])
+        keys = train(args.khp_budget, out / "khp",
+                     [*args.override, "--model.init_args.stage=khp"])  # fmt: skip
         first = out / "khp" / "checkpoints" / "last.ckpt"
-        keys = any("key_presses=true" in o.lower() for o in args.override)
         init = f"{{khp: {first}" + (f", keys: {first}}}" if keys else "}")
         record = json.loads((out / "khp" / "training.json").read_text())
         train(args.budget - args.khp_budget, out,

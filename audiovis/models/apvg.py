@@ -363,7 +363,11 @@ class APVG(GANModule):
             frames = frames.float() / 127.5 - 1  # (N, 3, H, W); index[0] == 0
             if frames.shape[-1] != self.image_size:
                 continue
-            box = self.locate_keys(frames[:1])
+            try:
+                box = self.locate_keys(frames[:1])
+            except AudiovisError:
+                raise FileProblem(files.arrays["video"], "its first frame shows no piano "
+                                  "keyboard to fit the key colours on") from None  # fmt: skip
             probs = torch.from_numpy(np.array(roll[index])).float()[None]
             presses = render_presses(probs, key_rects(box), self.image_size)[0]
             # the keys' back part, where the fingers pressing them never reach

@@ -448,6 +448,11 @@ def test_key_paint_starts_at_the_colour_pressed_keys_take_in_the_training_videos
     before = keys.colour.weight.clone()
     model.fit_key_colours([SimpleNamespace(arrays={"video": tmp_path / "video0.npy"})])
     assert torch.equal(keys.colour.weight, before)
+    # a training video without a keyboard: one error naming its file
+    np.save(tmp_path / "blank.npy", np.zeros((12, 128, 128, 3), np.uint8))
+    blank = {"video": tmp_path / "blank.npy", "roll": tmp_path / "roll0.npy"}
+    with pytest.raises(AudiovisError, match=r"blank\.npy: its first frame shows no piano keyboard"):
+        model.fit_key_colours([SimpleNamespace(arrays=blank)])
 
 
 def test_channels_last_changes_the_memory_layout_not_the_frames() -> None:
