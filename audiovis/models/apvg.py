@@ -236,10 +236,13 @@ class APVG(GANModule):
         self.average_keypoints: Tensor
         self.reference_keypoints: Tensor
         self.reference_frame: Tensor
+        self.reference_keys: Tensor
         self.initialised: Tensor
         self.register_buffer("average_keypoints", torch.full((NUM_KEYPOINTS, 3), 0.5))
         self.register_buffer("reference_keypoints", torch.full((NUM_KEYPOINTS, 3), 0.5))
         self.register_buffer("reference_frame", torch.zeros(3, image_size, image_size))
+        # the piano keys down in the reference frame (its roll row; none without a roll)
+        self.register_buffer("reference_keys", torch.zeros(NUM_KEYS))
         self.register_buffer("initialised", torch.tensor(False))
         self.val_frames, self.test_frames = FrameMetrics("val/"), FrameMetrics("test/")
         self.val_keypoints, self.test_keypoints = KeypointDistance(), KeypointDistance()
@@ -290,7 +293,7 @@ class APVG(GANModule):
                 from None  # fmt: skip
         if component in ("khp", "cvg"):
             for name in ("average_keypoints", "reference_keypoints", "reference_frame",
-                         "initialised"):  # fmt: skip
+                         "reference_keys", "initialised"):  # fmt: skip
                 if name in weights and weights[name].shape == getattr(self, name).shape:
                     getattr(self, name).copy_(weights[name])
         rank_zero_info(f"APVG: {component} loaded from {path}")
@@ -300,6 +303,8 @@ class APVG(GANModule):
         state = checkpoint.get("state_dict", {})
         if "average_keypoints" in state:
             state.setdefault("reference_keypoints", state["average_keypoints"].clone())
+            # from before the reference frame's keys were kept: none down
+            state.setdefault("reference_keys", torch.zeros(NUM_KEYS))
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # the front-end is injected, so not among the hyperparameters: keep its spec apart
@@ -321,7 +326,11 @@ class APVG(GANModule):
         for files in dataset.performances:
             poses = np.load(files.arrays["keypoints"], mmap_mode="r")
             keypoints.append(poses[::5])
-            first_pose = np.array(poses[0]) if first_pose is None else first_pose
+            if first_pose is None:  # the reference: the first performance's first frame
+                first_pose = np.array(poses[0])
+                if "roll" in files.arrays:
+                    roll = np.load(files.arrays["roll"], mmap_mode="r")
+                    self.reference_keys.copy_(torch.from_numpy(np.array(roll[0])).float())
             frames.append(np.array(np.load(files.arrays["video"], mmap_mode="r")[0]))
         kp = torch.from_numpy(np.concatenate(keypoints)).float()  # (N, K, 3)
         conf = kp[..., 2:3]
@@ -399,6 +408,7 @@ class APVG(GANModule):
         first_frame: Tensor | None = None,
         state: dict[str, Any] | None = None,
         first_pose: Tensor | None = None,
+        first_keys: Tensor | None = None,
     ) -> dict[str, Any]:
         """Generate ``num_frames`` frames from a window of audio.
 
@@ -411,6 +421,9 @@ class APVG(GANModule):
             first_pose: (B, K, 2+) the performer's keypoints at ``first_frame``, the KHP's
                 condition with ``khp_condition="first_pose"`` (the reference frame's pose
                 when ``None`` and no state).
+            first_keys: (B, 88) the piano keys down in ``first_frame`` (the reference frame's
+                when ``None`` and no first frame; else the key-press head's first frame):
+                the key paint draws the change from them.
 
         Returns:
             dict with ``keypoints`` (B, T, K, 2), ``heatmap`` (B, T, 1, H, W), ``coarse`` and
@@ -431,6 +444,8 @@ class APVG(GANModule):
         heatmap = self._heatmap(keypoints)
         if first_frame is None:
             first_frame = self.reference_frame[None].expand(b, -1, -1, -1)
+            if first_keys is None and "first_presses" not in state:
+                first_keys = self.reference_keys[None].expand(b, -1)
         if g.cvg is not None:
             coarse, cvg_state = g.cvg(feats, num_frames, first_frame if "cvg" not in state
                                       else None, state=state.get("cvg"))  # fmt: skip
@@ -455,9 +470,13 @@ class APVG(GANModule):
             presses = render_presses(probs, key_rects(keyboard), self.image_size)
             maps = torch.cat([heatmap, presses.to(heatmap.dtype)], 2)
             # the keys' colour change from the generation's first frame, whose own pressed
-            # keys are in its pixels already
+            # keys are in its pixels already (a key held from there on is not painted twice,
+            # one it shows down and the music releases is painted up)
             first_presses = state.get("first_presses")
-            if first_presses is None:
+            if first_presses is None and first_keys is not None:
+                first_presses = render_presses(first_keys[:, None].float(), key_rects(keyboard),
+                                               self.image_size)  # fmt: skip
+            elif first_presses is None:
                 first_presses = presses[:, :1]
             change = g.keys.paint(presses - first_presses)
             coarse = (coarse.float() + change).clamp(-1, 1).to(coarse.dtype)
@@ -495,7 +514,7 @@ class APVG(GANModule):
         boxes = []
         for i, frame in enumerate(frames):
             try:
-                boxes.append(locate_keyboard(frame[None], value_range="signed"))
+                boxes.append(locate_keyboard(frame[None], value_range="signed", subpixel=True))
             except AudiovisError as err:
                 raise AudiovisError(
                     f"APVG.key_presses: frame {i} of the batch shows no piano "
@@ -540,9 +559,10 @@ class APVG(GANModule):
         return dlt_heatmaps(points, self.image_size, radius=self.heatmap_radius, clamp=True)
 
     def _generate(self, batch: dict[str, Tensor]) -> dict[str, Any]:
-        video, keypoints = batch["video"], batch.get("keypoints")
+        video, keypoints, roll = batch["video"], batch.get("keypoints"), batch.get("roll")
         return self(batch["audio"], video.shape[1], video[:, 0],
-                    first_pose=None if keypoints is None else keypoints[:, 0])  # fmt: skip
+                    first_pose=None if keypoints is None else keypoints[:, 0],
+                    first_keys=None if roll is None else roll[:, 0])  # fmt: skip
 
     # --------------------------------------------------------------------------- stages
 
@@ -756,7 +776,6 @@ def load_apvg(path: str | Path) -> APVG:
     hparams = dict(ckpt.get("hyper_parameters", {}))
     if not any(k.startswith("generator.") for k in state) or "average_keypoints" not in state:
         raise FileProblem(path, "is not an APVG checkpoint")
-    state.setdefault("reference_keypoints", state["average_keypoints"].clone())  # older files
     # the weights come from this file: stage checkpoints and VGG files are not reloaded
     hparams.pop("init_from", None)
     hparams.pop("vgg_weights", None)
@@ -766,6 +785,7 @@ def load_apvg(path: str | Path) -> APVG:
     try:
         frontend = AudioFrontEnd.from_spec(spec) if spec else None
         model = APVG(frontend, **{k: v for k, v in hparams.items() if k in names})
+        model.on_load_checkpoint(ckpt)  # older files: what they lack, filled in
         model.load_state_dict(state)
     except (RuntimeError, TypeError, ValueError) as err:
         raise FileProblem(path, f"does not fit APVG ({str(err).splitlines()[0]})") from None

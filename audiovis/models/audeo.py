@@ -25,6 +25,7 @@ from audiovis.metrics.transcription import FrameMetrics
 from audiovis.models.base import AudioVisualModule, GANModule, read_checkpoint
 from audiovis.music import NUM_KEYS, fit_length, roll_to_midi, synthesize
 from audiovis.networks.audeo import PatchDiscriminator, Roll2MidiGenerator, Video2RollNet
+from audiovis.networks.keyboard import fit_key_columns
 
 # Where the studio's piano rig draws the keyboard, as fractions of the frame (x, y, w, h):
 # the keys span nearly the full width, their far edge lies at 0.23–0.29 of the height and they
@@ -134,6 +135,7 @@ def locate_keyboard(
     frames: Tensor | np.ndarray,
     value_range: str = "byte",
     name: str | os.PathLike[str] | None = None,
+    subpixel: bool = False,
 ) -> tuple[float, float, float, float]:
     """The box (x, y, w, h), in fractions of the frame, that the 88 keys span in a video.
 
@@ -147,6 +149,10 @@ def locate_keyboard(
         frames: (..., 3, H, W) tensor frames in [-1, 1] (``value_range="signed"``) or 0..255
             (``"byte"``), or (..., H, W, 3) uint8 numpy frames (as files store them).
         name: the video's file, named in the error.
+        subpixel: refine the left edge and the width to a fraction of a pixel by matching
+            the black keys' darkness on their top rows
+            (:func:`audiovis.networks.keyboard.fit_key_columns`): what a map of single keys
+            drawn into the frame needs, where a crop of the keyboard does not.
 
     Returns:
         (x, y, w, h) of the keys' outer edges, as fractions of the frame's width and height.
@@ -201,7 +207,14 @@ def locate_keyboard(
         front += 1
     if front - top < 2 or right - left < 2:
         raise fail("the keys are too small")
-    return left / width, top / height, (right - left) / width, (front - top) / height
+    x, w = float(left), float(right - left)
+    if subpixel:
+        row = np.median(grey[b0 : b0 + max(1, (b1 - b0) // 3)], axis=0)
+        keyboard = row[left:right]
+        bright = np.median(keyboard[keyboard >= _DARK])
+        black = np.median(keyboard[keyboard < _DARK])
+        x, w = fit_key_columns(np.clip((bright - row) / (bright - black), 0, 1), x, w)
+    return x / width, top / height, w / width, (front - top) / height
 
 
 def crop_box(

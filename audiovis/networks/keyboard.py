@@ -23,7 +23,13 @@ NUM_WHITE = int((~IS_BLACK).sum())  # 52
 #: the white keys at or below each key (A0 = 0): a black key sits after that white key
 WHITE_OF_KEY = np.cumsum(~IS_BLACK) - 1
 BLACK_WIDTH = 0.6  # of a white key's width
-BLACK_LENGTH = 0.63  # of the keys' length
+#: a black key spans the keys' length from ``BLACK_TOP`` to ``BLACK_LENGTH``: a real keyboard
+#: leaves a strip of the white keys behind the black ones
+BLACK_TOP, BLACK_LENGTH = 0.07, 0.63
+#: a black key's centre off the boundary after its white neighbour (white widths), by pitch
+#: class (C = 0): as on a real keyboard, C# and D# lean apart, F# and A# outwards
+_BLACK_SHIFT = {1: -0.10, 3: 0.10, 6: -0.13, 8: 0.0, 10: 0.13}
+BLACK_SHIFT = np.array([_BLACK_SHIFT.get((k + 21) % 12, 0.0) for k in range(NUM_KEYS)])
 
 
 def key_rects(keys: Tensor) -> Tensor:
@@ -35,20 +41,63 @@ def key_rects(keys: Tensor) -> Tensor:
 
     Returns:
         (B, 88, 4) rectangles (x0, y0, x1, y1) in fractions of the frame: white keys equally
-        wide over the whole length, black keys ``BLACK_WIDTH`` of a white key wide, centred on
-        the boundary after their white neighbour, ``BLACK_LENGTH`` of the length long.
+        wide over the whole length, black keys ``BLACK_WIDTH`` of a white key wide, centred
+        ``BLACK_SHIFT`` off the boundary after their white neighbour, from ``BLACK_TOP`` to
+        ``BLACK_LENGTH`` of the length. At 128 px a black key is little more than a pixel
+        wide, so the shifts and the strip decide which pixels its press colours.
     """
     x, y, w, h = keys.unbind(-1)
     white = (w / NUM_WHITE)[:, None]  # (B, 1)
     index = torch.as_tensor(WHITE_OF_KEY, dtype=keys.dtype, device=keys.device)
     black = torch.as_tensor(IS_BLACK, device=keys.device)
     left_white = x[:, None] + white * index  # (B, 88)
-    boundary = left_white + white
-    x0 = torch.where(black, boundary - BLACK_WIDTH / 2 * white, left_white)
-    x1 = torch.where(black, boundary + BLACK_WIDTH / 2 * white, left_white + white)
-    y0 = y[:, None].expand_as(x0)
+    shift = torch.as_tensor(BLACK_SHIFT, dtype=keys.dtype, device=keys.device)
+    centre = left_white + white * (1 + shift)  # black keys' centres
+    x0 = torch.where(black, centre - BLACK_WIDTH / 2 * white, left_white)
+    x1 = torch.where(black, centre + BLACK_WIDTH / 2 * white, left_white + white)
+    y0 = torch.where(black, (y + BLACK_TOP * h)[:, None], y[:, None])
     y1 = torch.where(black, (y + BLACK_LENGTH * h)[:, None], (y + h)[:, None])
     return torch.stack([x0, y0, x1, y1], -1)
+
+
+def fit_key_columns(
+    darkness: np.ndarray, x: float, w: float, reach: float = 1.0, step: float = 0.05
+) -> tuple[float, float]:
+    """The keyboard's left edge and width to a fraction of a pixel, from its black keys.
+
+    A keyboard found from runs of pixels is off by up to a pixel at each end; at 128 px a
+    black key is 1.3 px wide, so that is its whole width. The black keys' darkness across a
+    row through them is matched against the darkness :func:`key_rects`' black keys would
+    give (each column darkened by the part of it a black key covers), over left edges
+    within ``reach`` px of ``x`` and right edges within ``reach`` px of ``x + w``.
+
+    Args:
+        darkness: (W,) how dark each column of a row through the black keys' back part is,
+            0 (white key) … 1 (black key).
+        x, w: the keyboard's left edge and width in pixels, as found.
+
+    Returns:
+        (x, w) in pixels: the pair whose black keys best match ``darkness`` (least squares).
+    """
+    offsets = np.arange(-reach, reach + step / 2, step)
+    first, last = max(int(x - reach) - 1, 0), min(int(x + w + reach) + 2, len(darkness))
+    cols = np.arange(first, last, dtype=np.float64)
+    seen = darkness[first:last]
+    black = np.flatnonzero(IS_BLACK)
+    places = (WHITE_OF_KEY[black] + 1 + BLACK_SHIFT[black])[None, :, None]  # white widths
+    best = (np.inf, x, w)
+    for left in x + offsets:  # every right edge at once for each left edge
+        widths = x + w + offsets - left  # (R,)
+        white = (widths / NUM_WHITE)[:, None, None]
+        centres = left + white * places  # (R, 36, 1)
+        lo, hi = centres - BLACK_WIDTH / 2 * white, centres + BLACK_WIDTH / 2 * white
+        # the part of each column each black key covers, summed over the keys: (R, C)
+        cover = np.clip(np.minimum(hi, cols + 1) - np.maximum(lo, cols), 0, 1).sum(1)
+        error = ((cover.clip(max=1) - seen) ** 2).sum(-1)
+        r = int(np.argmin(error))
+        if error[r] < best[0]:
+            best = (float(error[r]), float(left), float(widths[r]))
+    return best[1], best[2]
 
 
 def render_presses(probs: Tensor, rects: Tensor, size: int, softness: float = 0.25) -> Tensor:

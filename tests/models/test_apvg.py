@@ -414,6 +414,22 @@ def test_key_presses_paint_the_pressed_keys_onto_the_coarse_frame() -> None:
     assert (inside[4:] < -0.25).all() and (inside[4:] >= -0.5).all()
     assert inside[:4].abs().max() < 0.05  # up before it is played
     assert change[:, :, : y0 - 2].abs().max() < 1e-3  # nothing above the keyboard changes
+    # C3, down in the first frame until frame 2: not painted while held (the frame shows it
+    # down already), painted back up when the music releases it
+    x0, y0, x1, y1 = rects[48 - 21].round().long().tolist()
+    held = change[:, :, (y0 + y1) // 2, (x0 + x1) // 2]
+    assert held[:2].abs().max() < 0.05 and (held[2:] > 0.25).all()
+    # from the reference frame, the keys its roll row holds down are where the paint starts
+    first = data["video"][:1, 0].expand(2, -1, -1, -1)
+    with torch.no_grad():
+        model.reference_frame.copy_(first[0])
+        model.reference_keys.copy_(data["roll"][0, 0])
+        own = model(data["audio"], 6)["coarse"]
+        given = model(data["audio"], 6, first, first_keys=data["roll"][:1, 0].expand(2, -1))
+        torch.testing.assert_close(own, given["coarse"])
+        model.reference_keys.zero_()  # a reference frame with every key up: C3 is painted down
+        unpressed = model(data["audio"], 6)["coarse"]
+    assert (unpressed - own)[0, :2, :, (y0 + y1) // 2, (x0 + x1) // 2].max() < -0.25
 
 
 def test_key_paint_starts_at_the_colour_pressed_keys_take_in_the_training_videos(
