@@ -68,8 +68,9 @@ def fit_key_columns(
     A keyboard found from runs of pixels is off by up to a pixel at each end; at 128 px a
     black key is 1.3 px wide, so that is its whole width. The black keys' darkness across a
     row through them is matched against the darkness :func:`key_rects`' black keys would
-    give (each column darkened by the part of it a black key covers), over left edges
-    within ``reach`` px of ``x`` and right edges within ``reach`` px of ``x + w``.
+    give (each column darkened by the part of it a black key covers), over left and right
+    edges within ``reach`` px of the found ones: on a grid of quarter pixels, then of
+    ``step`` around the best pair.
 
     Args:
         darkness: (W,) how dark each column of a row through the black keys' back part is,
@@ -79,25 +80,31 @@ def fit_key_columns(
     Returns:
         (x, w) in pixels: the pair whose black keys best match ``darkness`` (least squares).
     """
-    offsets = np.arange(-reach, reach + step / 2, step)
     first, last = max(int(x - reach) - 1, 0), min(int(x + w + reach) + 2, len(darkness))
     cols = np.arange(first, last, dtype=np.float64)
     seen = darkness[first:last]
     black = np.flatnonzero(IS_BLACK)
     places = (WHITE_OF_KEY[black] + 1 + BLACK_SHIFT[black])[None, :, None]  # white widths
-    best = (np.inf, x, w)
-    for left in x + offsets:  # every right edge at once for each left edge
-        widths = x + w + offsets - left  # (R,)
-        white = (widths / NUM_WHITE)[:, None, None]
-        centres = left + white * places  # (R, 36, 1)
-        lo, hi = centres - BLACK_WIDTH / 2 * white, centres + BLACK_WIDTH / 2 * white
-        # the part of each column each black key covers, summed over the keys: (R, C)
-        cover = np.clip(np.minimum(hi, cols + 1) - np.maximum(lo, cols), 0, 1).sum(1)
-        error = ((cover.clip(max=1) - seen) ** 2).sum(-1)
-        r = int(np.argmin(error))
-        if error[r] < best[0]:
-            best = (float(error[r]), float(left), float(widths[r]))
-    return best[1], best[2]
+
+    def best_pair(lefts: np.ndarray, rights: np.ndarray) -> tuple[float, float, float]:
+        best = (np.inf, x, w)
+        for left in lefts:  # every right edge at once for each left edge
+            white = ((rights - left) / NUM_WHITE)[:, None, None]
+            centres = left + white * places  # (R, 36, 1)
+            lo, hi = centres - BLACK_WIDTH / 2 * white, centres + BLACK_WIDTH / 2 * white
+            # the part of each column each black key covers, summed over the keys: (R, C)
+            cover = np.clip(np.minimum(hi, cols + 1) - np.maximum(lo, cols), 0, 1).sum(1)
+            error = ((cover.clip(max=1) - seen) ** 2).sum(-1)
+            r = int(np.argmin(error))
+            if error[r] < best[0]:
+                best = (float(error[r]), float(left), float(rights[r]))
+        return best
+
+    coarse = np.arange(-reach, reach + 1e-9, 0.25)
+    _, left, right = best_pair(x + coarse, x + w + coarse)
+    fine = np.arange(-0.25, 0.25 + 1e-9, step)
+    _, left, right = best_pair(left + fine, right + fine)
+    return left, right - left
 
 
 def render_presses(probs: Tensor, rects: Tensor, size: int, softness: float = 0.25) -> Tensor:
