@@ -111,6 +111,10 @@ class APVG(GANModule):
         key_head: the key-press head: ``dense`` (any front-end) or ``pitch`` (one detector
             shared by every key over a semitone CQT; see
             :class:`~audiovis.networks.keyboard.KeyPressNet`).
+        key_threshold: draw a key fully down where the head's probability reaches it and up
+            elsewhere (the press map and the paint take the head's decisions, as a viewer
+            reads a key: down or up); ``None`` draws the probabilities, an unsure key half
+            pressed.
         w_keys: weight of the key-press head's binary cross-entropy.
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
@@ -153,6 +157,7 @@ class APVG(GANModule):
         warp_sigma: float = 0.0,
         key_presses: bool = False,
         key_head: Literal["dense", "pitch"] = "dense",
+        key_threshold: float | None = None,
         stu_base: int = 16,
         stu_depth: int = 4,
         w_coord: float = 10.0,
@@ -233,6 +238,10 @@ class APVG(GANModule):
             "keys": w_keys,
         }
         self.w_change = w_change
+        if key_threshold is not None and not 0.0 < key_threshold < 1.0:
+            raise AudiovisError(f"APVG.key_threshold: {key_threshold}; a probability in (0, 1) "
+                                "or null")  # fmt: skip
+        self.key_threshold = key_threshold
         self.average_keypoints: Tensor
         self.reference_keypoints: Tensor
         self.reference_frame: Tensor
@@ -467,6 +476,8 @@ class APVG(GANModule):
             # STU, not the key logits (through them they pulled the head off the roll: its
             # held-out frame F1 fell from 0.80 to 0.75 in a joint stage)
             probs = torch.sigmoid(key_logits.detach())
+            if self.key_threshold is not None:
+                probs = (probs >= self.key_threshold).to(probs.dtype)
             presses = render_presses(probs, key_rects(keyboard), self.image_size)
             maps = torch.cat([heatmap, presses.to(heatmap.dtype)], 2)
             # the keys' colour change from the generation's first frame, whose own pressed

@@ -432,6 +432,34 @@ def test_key_presses_paint_the_pressed_keys_onto_the_coarse_frame() -> None:
     assert (unpressed - own)[0, :2, :, (y0 + y1) // 2, (x0 + x1) // 2].max() < -0.25
 
 
+def test_key_threshold_draws_an_unsure_key_fully_down() -> None:
+    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
+    data = _piano_batch()
+    changes = []
+    # the head 70 % sure of the roll's keys and 20 % of the others, with and without the
+    # threshold; and certain of every key
+    for threshold, sure, unsure in ((None, 0.7, 0.2), (0.5, 0.7, 0.2), (None, 1.0, 0.0)):
+        torch.manual_seed(0)
+        model = APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
+                     stu_depth=3, w_perceptual=0.0, key_presses=True,
+                     key_threshold=threshold)  # fmt: skip
+        keys = model.generator.keys
+        assert keys is not None
+        logits = torch.logit(torch.where(data["roll"] > 0, sure, unsure), eps=1e-6)
+        keys.forward = lambda feat, logits=logits: logits  # type: ignore[method-assign]
+        with torch.no_grad():
+            plain = model._generate(data)["coarse"]
+            keys.colour.weight.fill_(-0.5)
+            changes.append(model._generate(data)["coarse"] - plain)
+    soft, hard, certain = changes
+    torch.testing.assert_close(hard, certain, atol=1e-3, rtol=0)  # unsure keys: fully down
+    rects = key_rects(model.locate_keys(data["video"][:, 0]))[0] * 64
+    x0, y0, x1, y1 = rects[52 - 21].round().long().tolist()  # E3, pressed in frames 4-5
+    assert (hard - soft)[0, 4:, :, (y0 + y1) // 2, (x0 + x1) // 2].max() < -0.02  # darker
+    with pytest.raises(AudiovisError, match="key_threshold"):
+        APVG(frontend, image_size=64, sample_rate=8000, key_presses=True, key_threshold=1.5)
+
+
 def test_key_paint_starts_at_the_colour_pressed_keys_take_in_the_training_videos(
     tmp_path: Path,
 ) -> None:
