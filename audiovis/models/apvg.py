@@ -101,7 +101,7 @@ class APVG(GANModule):
         key_presses: for keyboard instruments (ours, not the paper): a key-press head
             (:class:`~audiovis.networks.keyboard.KeyPressNet`) predicts from the audio which
             of the 88 keys are down, trained on the data's ``roll``; the keyboard is located
-            in the first frame (:func:`~audiovis.models.audeo.locate_keyboard`) and the
+            in the first frame (:func:`~audiovis.models.audeo.locate_key_columns`) and the
             predicted presses are rendered into a press map the STU reads beside the
             keypoint heatmap, and painted onto the coarse frame (a colour change per white /
             black key from the first frame's keys, started at its least-squares fit on the
@@ -389,7 +389,7 @@ class APVG(GANModule):
             probs = torch.from_numpy(np.array(roll[index])).float()[None]
             presses = render_presses(probs, key_rects(box), self.image_size)[0]
             # the keys' back part, where the fingers pressing them never reach
-            x, y, w, h = (box[0] * self.image_size).tolist()
+            x, y, w, h = (box[0, :4] * self.image_size).tolist()
             back = slice(int(y), int(y + KEY_BACK * h) + 1), slice(int(x), int(x + w) + 1)
             d = (presses - presses[:1])[..., back[0], back[1]].transpose(0, 1).flatten(1)
             v = (frames - frames[:1])[..., back[0], back[1]].transpose(0, 1).flatten(1)
@@ -514,24 +514,25 @@ class APVG(GANModule):
         }
 
     def locate_keys(self, frames: Tensor) -> Tensor:
-        """(B, 4) the box (x, y, w, h) of the piano's 88 keys in each of the frames
-        (B, 3, H, W) in [-1, 1], for the key-press map.
+        """(B, 40) the box (x, y, w, h) of the piano's 88 keys in each of the frames
+        (B, 3, H, W) in [-1, 1] and its black keys' centres
+        (:func:`~audiovis.models.audeo.locate_key_columns`), for the key-press map.
 
         Raises:
             AudiovisError: a frame shows no piano keyboard.
         """
-        from audiovis.models.audeo import locate_keyboard  # the keyboard finder Audeo uses
+        from audiovis.models.audeo import locate_key_columns  # Audeo's keyboard finder
 
         boxes = []
         for i, frame in enumerate(frames):
             try:
-                boxes.append(locate_keyboard(frame[None], value_range="signed", subpixel=True))
+                boxes.append(locate_key_columns(frame[None], value_range="signed"))
             except AudiovisError as err:
                 raise AudiovisError(
                     f"APVG.key_presses: frame {i} of the batch shows no piano "
                     f"keyboard to draw the keys on ({err})"
                 ) from None
-        return torch.tensor(boxes, dtype=torch.float32, device=frames.device)
+        return torch.from_numpy(np.stack(boxes)).float().to(frames.device)
 
     def _condition(self, batch: int, first_pose: Tensor | None,
                    state: dict[str, Any]) -> Tensor:  # fmt: skip

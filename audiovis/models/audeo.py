@@ -25,7 +25,7 @@ from audiovis.metrics.transcription import FrameMetrics
 from audiovis.models.base import AudioVisualModule, GANModule, read_checkpoint
 from audiovis.music import NUM_KEYS, fit_length, roll_to_midi, synthesize
 from audiovis.networks.audeo import PatchDiscriminator, Roll2MidiGenerator, Video2RollNet
-from audiovis.networks.keyboard import fit_key_columns
+from audiovis.networks.keyboard import black_key_centres, fit_key_columns
 
 # Where the studio's piano rig draws the keyboard, as fractions of the frame (x, y, w, h):
 # the keys span nearly the full width, their far edge lies at 0.23–0.29 of the height and they
@@ -162,6 +162,48 @@ def locate_keyboard(
     """
     grey = _grey(frames, value_range)
     height, width = grey.shape
+    left, top, right, front, darkness = _find_keys(grey, name)
+    x, w = float(left), float(right - left)
+    if subpixel:
+        x, w = fit_key_columns(darkness, x, w)
+    return x / width, top / height, w / width, (front - top) / height
+
+
+def locate_key_columns(
+    frames: Tensor | np.ndarray,
+    value_range: str = "byte",
+    name: str | os.PathLike[str] | None = None,
+) -> np.ndarray:
+    """The keyboard's box to a fraction of a pixel and each black key's centre, measured:
+    what drawing single keys into the frame needs (APVG's key presses), where a crop of the
+    keyboard (Audeo) needs the box alone.
+
+    Args: as :func:`locate_keyboard`.
+
+    Returns:
+        (40,): the box (x, y, w, h) as :func:`locate_keyboard` with ``subpixel`` gives it,
+        then the 36 black keys' centres (A#0 first) as fractions of the frame's width
+        (:func:`audiovis.networks.keyboard.black_key_centres`).
+
+    Raises:
+        AudiovisError (FileProblem with ``name``): no keyboard is seen.
+    """
+    grey = _grey(frames, value_range)
+    height, width = grey.shape
+    left, top, right, front, darkness = _find_keys(grey, name)
+    x, w = fit_key_columns(darkness, float(left), float(right - left))
+    centres = black_key_centres(darkness, x, w)
+    box = [x / width, top / height, w / width, (front - top) / height]
+    return np.concatenate([box, centres / width])
+
+
+def _find_keys(
+    grey: np.ndarray, name: str | os.PathLike[str] | None
+) -> tuple[int, int, int, int, np.ndarray]:
+    """The keys' outer edges in whole pixels (left, top, right, front) in a median grey
+    frame, and how dark each column of the black keys' top rows is (0 white ... 1 black),
+    as :func:`locate_keyboard` describes."""
+    height, width = grey.shape
 
     def fail(problem: str) -> AudiovisError:
         what = f"no piano keyboard found ({problem})"
@@ -207,14 +249,11 @@ def locate_keyboard(
         front += 1
     if front - top < 2 or right - left < 2:
         raise fail("the keys are too small")
-    x, w = float(left), float(right - left)
-    if subpixel:
-        row = np.median(grey[b0 : b0 + max(1, (b1 - b0) // 3)], axis=0)
-        keyboard = row[left:right]
-        bright = np.median(keyboard[keyboard >= _DARK])
-        black = np.median(keyboard[keyboard < _DARK])
-        x, w = fit_key_columns(np.clip((bright - row) / (bright - black), 0, 1), x, w)
-    return x / width, top / height, w / width, (front - top) / height
+    row = np.median(grey[b0 : b0 + max(1, (b1 - b0) // 3)], axis=0)
+    keyboard = row[left:right]
+    bright = np.median(keyboard[keyboard >= _DARK])
+    black = np.median(keyboard[keyboard < _DARK])
+    return left, top, right, front, np.clip((bright - row) / (bright - black), 0, 1)
 
 
 def crop_box(

@@ -30,6 +30,7 @@ BLACK_TOP, BLACK_LENGTH = 0.07, 0.63
 #: class (C = 0): as on a real keyboard, C# and D# lean apart, F# and A# outwards
 _BLACK_SHIFT = {1: -0.10, 3: 0.10, 6: -0.13, 8: 0.0, 10: 0.13}
 BLACK_SHIFT = np.array([_BLACK_SHIFT.get((k + 21) % 12, 0.0) for k in range(NUM_KEYS)])
+BLACK_KEYS = np.flatnonzero(IS_BLACK)  # the 36 black keys (A0 = 0)
 
 
 def key_rects(keys: Tensor) -> Tensor:
@@ -37,22 +38,27 @@ def key_rects(keys: Tensor) -> Tensor:
 
     Args:
         keys: (B, 4) the box (x, y, w, h) the 88 keys span, as fractions of the frame
-            (as :func:`audiovis.models.audeo.locate_keyboard` finds it).
+            (as :func:`audiovis.models.audeo.locate_keyboard` finds it); or (B, 4 + 36)
+            with the black keys' centres measured in the frame (fractions of its width, as
+            :func:`audiovis.models.audeo.locate_key_columns` finds them) after the box.
 
     Returns:
         (B, 88, 4) rectangles (x0, y0, x1, y1) in fractions of the frame: white keys equally
         wide over the whole length, black keys ``BLACK_WIDTH`` of a white key wide, centred
-        ``BLACK_SHIFT`` off the boundary after their white neighbour, from ``BLACK_TOP`` to
-        ``BLACK_LENGTH`` of the length. At 128 px a black key is little more than a pixel
-        wide, so the shifts and the strip decide which pixels its press colours.
+        where measured or else ``BLACK_SHIFT`` off the boundary after their white neighbour,
+        from ``BLACK_TOP`` to ``BLACK_LENGTH`` of the length. At 128 px a black key is little
+        more than a pixel wide, so where its centre is decides which pixels its press colours.
     """
-    x, y, w, h = keys.unbind(-1)
+    x, y, w, h = keys[..., :4].unbind(-1)
     white = (w / NUM_WHITE)[:, None]  # (B, 1)
     index = torch.as_tensor(WHITE_OF_KEY, dtype=keys.dtype, device=keys.device)
     black = torch.as_tensor(IS_BLACK, device=keys.device)
     left_white = x[:, None] + white * index  # (B, 88)
     shift = torch.as_tensor(BLACK_SHIFT, dtype=keys.dtype, device=keys.device)
     centre = left_white + white * (1 + shift)  # black keys' centres
+    if keys.shape[-1] == 4 + len(BLACK_KEYS):
+        centre = centre.clone()
+        centre[:, torch.as_tensor(BLACK_KEYS, device=keys.device)] = keys[..., 4:].to(centre)
     x0 = torch.where(black, centre - BLACK_WIDTH / 2 * white, left_white)
     x1 = torch.where(black, centre + BLACK_WIDTH / 2 * white, left_white + white)
     y0 = torch.where(black, (y + BLACK_TOP * h)[:, None], y[:, None])
@@ -105,6 +111,32 @@ def fit_key_columns(
     fine = np.arange(-0.25, 0.25 + 1e-9, step)
     _, left, right = best_pair(left + fine, right + fine)
     return left, right - left
+
+
+def black_key_centres(darkness: np.ndarray, x: float, w: float) -> np.ndarray:
+    """Each black key's centre in pixels, measured: the darkness-weighted mean column within
+    half a white key of where the keyboard's geometry puts it (:func:`key_rects`). A frame's
+    black keys stray from that geometry by a fraction of a pixel (a renderer snaps them to
+    whole pixels, a camera's lens bends the rows), which at 128 px is much of a key's width.
+
+    Args:
+        darkness: (W,) darkness of a row through the black keys' back part, as for
+            :func:`fit_key_columns`; ``x``, ``w`` the keyboard's left edge and width (pixels).
+
+    Returns:
+        (36,) centres in pixels (column ``c`` spans ``[c, c + 1)``); a key with no darkness
+        around it keeps the geometry's centre.
+    """
+    white = w / NUM_WHITE
+    model = x + white * (WHITE_OF_KEY[BLACK_KEYS] + 1 + BLACK_SHIFT[BLACK_KEYS])  # (36,)
+    cols = np.arange(len(darkness), dtype=np.float64)
+    # the part of each column within half a white key of each key's centre: (36, W)
+    near = np.clip(np.minimum(model[:, None] + white / 2, cols + 1)
+                   - np.maximum(model[:, None] - white / 2, cols), 0, 1)  # fmt: skip
+    mass = near * np.clip(darkness, 0, 1)[None]
+    total = mass.sum(1)
+    measured = (mass * (cols + 0.5)).sum(1) / np.maximum(total, 1e-9)
+    return np.where(total > 0.25, measured, model)
 
 
 def render_presses(probs: Tensor, rects: Tensor, size: int, softness: float = 0.25) -> Tensor:

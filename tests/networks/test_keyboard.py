@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from audiovis.models.audeo import locate_keyboard
+from audiovis.models.audeo import locate_key_columns, locate_keyboard
 from audiovis.networks.keyboard import IS_BLACK, KeyPressNet, key_rects, render_presses
 
 
@@ -26,17 +26,24 @@ def _studio_piano(size: int, performer: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("performer", [0, 3, 6])
 def test_key_rects_of_a_located_keyboard_fall_on_the_keys_the_studio_drew(performer: int) -> None:
     frames, boxes = _studio_piano(128, performer)
-    located = torch.tensor([locate_keyboard(frames, subpixel=True)])
-    rects = key_rects(located)[0].numpy() * 128  # (88, 4) pixels
-    centre, truth = (rects[:, 0] + rects[:, 2]) / 2, (boxes[:, 0] + boxes[:, 2]) / 2
-    errors = np.abs(centre - truth)
+    located = torch.from_numpy(locate_key_columns(frames)).float()[None]  # (1, 40)
+    truth = (boxes[:, 0] + boxes[:, 2]) / 2
+    errors = {}
+    for name, keys in (("box", located[:, :4]), ("measured", located)):
+        rects = key_rects(keys)[0].numpy() * 128  # (88, 4) pixels
+        errors[name] = np.abs((rects[:, 0] + rects[:, 2]) / 2 - truth)
     # every white key within half a pixel whatever the look (a box of whole pixels puts some
-    # 0.75 off); black keys (1.3 px wide, which the rig snaps to whole columns) within 0.85
-    assert errors[~IS_BLACK].max() <= 0.5 and errors[IS_BLACK].max() <= 0.85
+    # 0.75 off); black keys, which the rig snaps to whole columns, within 0.85 from the box's
+    # geometry and 0.5 where measured (a black key is 1.3 px wide)
+    assert errors["box"][~IS_BLACK].max() <= 0.5 and errors["box"][IS_BLACK].max() <= 0.85
+    assert errors["measured"][IS_BLACK].max() <= 0.5
+    assert np.array_equal(errors["measured"][~IS_BLACK], errors["box"][~IS_BLACK])
     # black keys are the short ones, behind a strip of the white keys as the rig draws them
     assert (rects[IS_BLACK, 3] < rects[~IS_BLACK, 3].min()).all()
     assert np.abs(rects[IS_BLACK, 1] - boxes[IS_BLACK, 1]).max() <= 1.0
     assert (rects[IS_BLACK, 1] > rects[~IS_BLACK, 1].max() + 1).all()
+    # the box is locate_keyboard's, refined
+    assert np.allclose(located[0, :4].numpy(), locate_keyboard(frames, subpixel=True), atol=1e-6)
 
 
 def test_fit_key_columns_recovers_a_keyboard_between_pixels() -> None:
