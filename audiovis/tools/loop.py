@@ -156,25 +156,12 @@ def stage_scores(
 def generate(
     model: APVG, audio: Tensor, window: int, progress: Callable[[int], None] | None = None
 ) -> Tensor:
-    """Frames (T, 3, H, W) in [-1, 1] for a waveform (S,), window by window with APVG's state
-    carried over (as :meth:`APVG.generate`, with progress reports)."""
+    """Frames (T, 3, H, W) in [-1, 1] for a waveform (S,): :meth:`APVG.generate`, window by
+    window with the state carried and the music around each window as context."""
     import torch
-    import torch.nn.functional as F
 
-    per_frame = model.sample_rate / model.fps
-    total = int(len(audio) / per_frame)
-    frames, state = [], None
     with torch.no_grad():
-        for start in range(0, total, window):
-            t = min(window, total - start)
-            chunk = audio[round(start * per_frame) : round((start + t) * per_frame)]
-            chunk = F.pad(chunk, (0, max(0, round(t * per_frame) - len(chunk))))
-            out = model(chunk[None], t, state=state)
-            state = out["state"]
-            frames.append(out["frames"][0].float())
-            if progress is not None:
-                progress(t)
-    return torch.cat(frames)
+        return model.generate(audio, window, progress=progress)["frames"].float()
 
 
 def nearest_look(model: APVG) -> int:

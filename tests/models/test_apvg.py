@@ -113,6 +113,20 @@ def test_generate_chains_windows_over_any_length() -> None:
     assert out["keypoints"].shape == (37, 67, 2)
 
 
+def test_a_window_with_margin_hears_the_music_across_its_edges() -> None:
+    model = tiny().eval()
+    per_frame = 8000 // 25
+    audio = torch.randn(48 * per_frame) * 0.1
+    with torch.no_grad():
+        whole = model(audio[None], 48)["audio_feat"][0, 16:32]  # frames 16-31 of the piece
+        alone = model(audio[None, 16 * per_frame : 32 * per_frame], 16)["audio_feat"][0]
+        around = model(audio[None, 8 * per_frame : 40 * per_frame], 16, margin=8)["audio_feat"]
+    # cut out of its piece, a window's edge frames hear the padding; with 8 frames of the
+    # music around it, what the whole piece gives
+    assert (alone - whole)[[0, -1]].abs().max() > 0.1
+    torch.testing.assert_close(around[0], whole, atol=1e-5, rtol=1e-5)
+
+
 def test_training_steps_lower_the_reconstruction_loss() -> None:
     model = tiny()
     b = batch()
