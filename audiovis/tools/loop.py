@@ -154,14 +154,18 @@ def stage_scores(
 
 
 def generate(
-    model: APVG, audio: Tensor, window: int, progress: Callable[[int], None] | None = None
+    model: APVG,
+    audio: Tensor,
+    window: int,
+    context: int = 8,
+    progress: Callable[[int], None] | None = None,
 ) -> Tensor:
     """Frames (T, 3, H, W) in [-1, 1] for a waveform (S,): :meth:`APVG.generate`, window by
-    window with the state carried and the music around each window as context."""
+    window with the state carried and ``context`` frames of music around each window."""
     import torch
 
     with torch.no_grad():
-        return model.generate(audio, window, progress=progress)["frames"].float()
+        return model.generate(audio, window, context, progress)["frames"].float()
 
 
 def nearest_look(model: APVG) -> int:
@@ -199,6 +203,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--roll2midi", required=True, help="an Audeo Roll2Midi checkpoint")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--window", type=int, default=16, help="frames generated per window (16)")
+    p.add_argument("--context", type=int, default=8, help="frames of music each window hears "
+                   "on each side (8; 0: the window's own audio alone)")  # fmt: skip
     p.add_argument("--performer", type=int, help="studio performer of the ceiling's video (0..3; "
                    "default: the one whose keyboard framing APVG's first frame has)")  # fmt: skip
     p.add_argument("--no-ceiling", action="store_true", help="skip the ceiling's transcription")
@@ -215,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise AudiovisError("give the music: --midi PIECE.mid or --audio PIECE.wav")
     if args.window < 1:
         raise AudiovisError(f"--window must be >= 1 frame, got {args.window}")
+    if args.context < 0:
+        raise AudiovisError(f"--context must be >= 0 frames, got {args.context}")
     from audiovis.media import MediaError
 
     for path in (args.audio, args.midi, args.apvg, args.video2roll, args.roll2midi):
@@ -292,7 +300,7 @@ def run(
     keys = (v2r.key_offset, v2r.key_offset + v2r.num_keys)
     say(f"generating {num_frames} frames ({num_frames / fps:.1f} s) with APVG")
     with tqdm(total=num_frames, unit="frame", desc="APVG", disable=args.quiet) as bar:
-        frames = to_uint8(generate(apvg, torch.from_numpy(wave).float(), args.window,
+        frames = to_uint8(generate(apvg, torch.from_numpy(wave).float(), args.window, args.context,
                                    bar.update))  # fmt: skip
 
     def audeo(video: np.ndarray, what: str) -> dict[str, np.ndarray]:
@@ -319,7 +327,7 @@ def run(
         "checkpoints": {"apvg": args.apvg, "video2roll": args.video2roll,
                         "roll2midi": args.roll2midi},
         "settings": {"fps": fps, "sample_rate": sr, "image_size": apvg.image_size,
-                     "window": args.window, "keys": list(keys),
+                     "window": args.window, "context": args.context, "keys": list(keys),
                      "video2roll_threshold": v2r.threshold,
                      "roll2midi_threshold": r2m.threshold,
                      "note_onset_tolerance_s": ONSET_TOLERANCE},

@@ -173,6 +173,8 @@ def test_bad_inputs_give_one_error_before_any_work_and_no_outputs(
     assert "blip.wav" in err and "shorter than one generation window of 16 frames" in err
     tiny = write_midi(tmp_path / "tiny.mid", [(60, 0.0, 0.3)])
     assert "shorter than one generation window" in _error([*base, "--midi", str(tiny)], capsys)
+    err = _error([*base, *midi, "--context", "-1"], capsys)
+    assert "--context must be >= 0 frames" in err
     err = _error([*args(kit, out, apvg=kit["v2r"]), *midi], capsys)
     assert "v2r.ckpt" in err and "is not an APVG checkpoint" in err
     err = _error([*args(kit, out, v2r=kit["apvg"]), *midi], capsys)
