@@ -753,6 +753,9 @@ class APVG(GANModule):
         """Frames for a whole waveform (S,), window by window with the state carried, each
         window's features computed with ``margin`` frames of the music around it (silence
         beyond the piece); ``progress`` is told the frames of each window as it is done."""
+        if window < 1 or margin < 0:
+            raise AudiovisError(f"APVG.generate: window {window} (>= 1 frame) and margin "
+                                f"{margin} (>= 0 frames)")  # fmt: skip
         per_frame = self.sample_rate / self.fps
         total = int(len(audio) / per_frame)
         pad = round(margin * per_frame)

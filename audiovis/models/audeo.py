@@ -135,7 +135,6 @@ def locate_keyboard(
     frames: Tensor | np.ndarray,
     value_range: str = "byte",
     name: str | os.PathLike[str] | None = None,
-    subpixel: bool = False,
 ) -> tuple[float, float, float, float]:
     """The box (x, y, w, h), in fractions of the frame, that the 88 keys span in a video.
 
@@ -149,10 +148,6 @@ def locate_keyboard(
         frames: (..., 3, H, W) tensor frames in [-1, 1] (``value_range="signed"``) or 0..255
             (``"byte"``), or (..., H, W, 3) uint8 numpy frames (as files store them).
         name: the video's file, named in the error.
-        subpixel: refine the left edge and the width to a fraction of a pixel by matching
-            the black keys' darkness on their top rows
-            (:func:`audiovis.networks.keyboard.fit_key_columns`): what a map of single keys
-            drawn into the frame needs, where a crop of the keyboard does not.
 
     Returns:
         (x, y, w, h) of the keys' outer edges, as fractions of the frame's width and height.
@@ -162,11 +157,8 @@ def locate_keyboard(
     """
     grey = _grey(frames, value_range)
     height, width = grey.shape
-    left, top, right, front, darkness = _find_keys(grey, name)
-    x, w = float(left), float(right - left)
-    if subpixel:
-        x, w = fit_key_columns(darkness, x, w)
-    return x / width, top / height, w / width, (front - top) / height
+    left, top, right, front, _ = _find_keys(grey, name)
+    return left / width, top / height, (right - left) / width, (front - top) / height
 
 
 def locate_key_columns(
@@ -181,8 +173,10 @@ def locate_key_columns(
     Args: as :func:`locate_keyboard`.
 
     Returns:
-        (40,): the box (x, y, w, h) as :func:`locate_keyboard` with ``subpixel`` gives it,
-        then the 36 black keys' centres (A#0 first) as fractions of the frame's width
+        (40,): the box (x, y, w, h) as :func:`locate_keyboard` finds it, its left edge and
+        width refined to a fraction of a pixel by the black keys' darkness on their top rows
+        (:func:`audiovis.networks.keyboard.fit_key_columns`), then the 36 black keys'
+        centres (A#0 first) as fractions of the frame's width
         (:func:`audiovis.networks.keyboard.black_key_centres`).
 
     Raises:

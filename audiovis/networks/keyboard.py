@@ -31,6 +31,8 @@ BLACK_TOP, BLACK_LENGTH = 0.07, 0.63
 _BLACK_SHIFT = {1: -0.10, 3: 0.10, 6: -0.13, 8: 0.0, 10: 0.13}
 BLACK_SHIFT = np.array([_BLACK_SHIFT.get((k + 21) % 12, 0.0) for k in range(NUM_KEYS)])
 BLACK_KEYS = np.flatnonzero(IS_BLACK)  # the 36 black keys (A0 = 0)
+#: where the black keys' centres lie, in white widths from the keyboard's left edge
+BLACK_PLACES = WHITE_OF_KEY[BLACK_KEYS] + 1 + BLACK_SHIFT[BLACK_KEYS]
 
 
 def key_rects(keys: Tensor) -> Tensor:
@@ -49,6 +51,9 @@ def key_rects(keys: Tensor) -> Tensor:
         from ``BLACK_TOP`` to ``BLACK_LENGTH`` of the length. At 128 px a black key is little
         more than a pixel wide, so where its centre is decides which pixels its press colours.
     """
+    if keys.shape[-1] not in (4, 4 + len(BLACK_KEYS)):
+        raise ValueError(f"key_rects: keys of width 4 (a box) or 40 (a box and the black keys' "
+                         f"centres), got {tuple(keys.shape)}")  # fmt: skip
     x, y, w, h = keys[..., :4].unbind(-1)
     white = (w / NUM_WHITE)[:, None]  # (B, 1)
     index = torch.as_tensor(WHITE_OF_KEY, dtype=keys.dtype, device=keys.device)
@@ -89,8 +94,7 @@ def fit_key_columns(
     first, last = max(int(x - reach) - 1, 0), min(int(x + w + reach) + 2, len(darkness))
     cols = np.arange(first, last, dtype=np.float64)
     seen = darkness[first:last]
-    black = np.flatnonzero(IS_BLACK)
-    places = (WHITE_OF_KEY[black] + 1 + BLACK_SHIFT[black])[None, :, None]  # white widths
+    places = BLACK_PLACES[None, :, None]  # (1, 36, 1)
 
     def best_pair(lefts: np.ndarray, rights: np.ndarray) -> tuple[float, float, float]:
         best = (np.inf, x, w)
@@ -128,7 +132,7 @@ def black_key_centres(darkness: np.ndarray, x: float, w: float) -> np.ndarray:
         around it keeps the geometry's centre.
     """
     white = w / NUM_WHITE
-    model = x + white * (WHITE_OF_KEY[BLACK_KEYS] + 1 + BLACK_SHIFT[BLACK_KEYS])  # (36,)
+    model = x + white * BLACK_PLACES  # (36,)
     cols = np.arange(len(darkness), dtype=np.float64)
     # the part of each column within half a white key of each key's centre: (36, W)
     near = np.clip(np.minimum(model[:, None] + white / 2, cols + 1)

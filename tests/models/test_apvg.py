@@ -111,6 +111,8 @@ def test_generate_chains_windows_over_any_length() -> None:
         out = model.generate(audio, window=16)
     assert out["frames"].shape == (37, 3, 32, 32)
     assert out["keypoints"].shape == (37, 67, 2)
+    with pytest.raises(AudiovisError, match="margin -1"):
+        model.generate(audio, window=16, margin=-1)
 
 
 def test_a_window_with_margin_hears_the_music_across_its_edges() -> None:
