@@ -315,6 +315,12 @@ def main() -> None:
         help="AudioToDanceWGAN share_fake (1: one generated batch per step)",
     )
     parser.add_argument(
+        "--audio-onsets",
+        type=int,
+        default=0,
+        help="AudioToDanceWGAN onset_points of the audio WGAN and the L1 baseline",
+    )
+    parser.add_argument(
         "--lookaheads",
         default="0.5",
         help="comma-separated lookahead_seconds of the audio WGAN and the L1 baseline",
@@ -330,7 +336,8 @@ def main() -> None:
     torch.manual_seed(args.seed)
     AUDIO_ARGS.update(tv_weight=args.audio_tv, n_critic=args.audio_n_critic,
                       gp_on_audio=bool(args.audio_gp_on_audio),
-                      share_fake=bool(args.audio_share_fake))  # fmt: skip
+                      share_fake=bool(args.audio_share_fake),
+                      onset_points=args.audio_onsets)  # fmt: skip
     wall0, load0 = time.perf_counter(), os.getloadavg()[0]
     lookaheads = [float(v) for v in args.lookaheads.split(",")]
     context = max(

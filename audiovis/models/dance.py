@@ -637,6 +637,8 @@ class AudioToDanceWGAN(_DanceGAN):
         adversarial: train against the critic (false: the L1-only baseline).
         gp_weight, l1_weight, tv_weight: λ (10), β (1), η (0).
         clip_frames: frames per training clip (120), equal to data.clip_frames.
+        onset_points: > 0 adds each window's onset strength at that many times to the
+            generator's audio code (0, the original: the encoder's code alone).
     """
 
     streams: ClassVar[tuple[str, ...]] = ("pose3d", "audio", "style")
@@ -683,6 +685,7 @@ class AudioToDanceWGAN(_DanceGAN):
         discriminator_scheduler: LRSchedulerCallable | None = None,
         n_critic: int = 5,
         gradient_clip: float | None = None,
+        onset_points: int = 0,
     ) -> None:
         super().__init__(num_joints, fps, sample_rate, num_styles, predict_style, render_size,
                          (generator_optimizer, discriminator_optimizer, generator_scheduler,
@@ -705,6 +708,7 @@ class AudioToDanceWGAN(_DanceGAN):
         self.generator = AudioDanceGenerator(
             self.window, encoder, latent, encoder_out, audio_layers, noise, noise_hidden, width,
             blocks, num_joints, encoder_channels, encoder_activation, tanh, num_styles,
+            onset_points,
         )  # fmt: skip
         self.discriminator = AudioDanceCritic(
             num_joints, clip_frames, clip_frames * self.per_frame, critic_channels,

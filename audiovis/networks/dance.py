@@ -370,6 +370,35 @@ def audio_encoder(kind: str, window: int, out: int, channels: int = 32,
     return AUDIO_ENCODERS[kind](window, out, channels, activation)
 
 
+class WindowOnsets(nn.Module):
+    """The onset strength inside each audio window at ``points`` times: half-wave rectified
+    log-magnitude spectral flux (10 ms hops at 16 kHz), averaged over frequency and pooled
+    to ``points`` values across the window.
+
+    A learned encoder can find onsets in the waveform too, but only after much training; a
+    dancer steps on the beats, and onsets mark them, so handing the GRU where the onsets are
+    lets it learn the steps' timing from the start.
+
+    Shape:
+        (N, window) → (N, points)
+    """
+
+    hann: Tensor
+
+    def __init__(self, window: int, points: int, n_fft: int = 512) -> None:
+        super().__init__()
+        self.points, self.n_fft, self.hop = points, n_fft, max(1, window // 20)
+        if window < n_fft:
+            raise ValueError(f"an audio window of {window} samples is shorter than n_fft {n_fft}")
+        self.register_buffer("hann", torch.hann_window(n_fft), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        spec = torch.stft(x.float(), self.n_fft, self.hop, window=self.hann, center=False,
+                          return_complex=True).abs()  # (N, F, S)  # fmt: skip
+        flux = F.relu(torch.log1p(100 * spec).diff(dim=-1)).mean(1)  # (N, S − 1)
+        return F.adaptive_avg_pool1d(flux[:, None], self.points)[:, 0]  # (N, points)
+
+
 class AudioDanceGenerator(nn.Module):
     """Audio windows → encoder → GRU, beside noise → GRU; both concatenated → frame decoder.
 
@@ -385,6 +414,8 @@ class AudioDanceGenerator(nn.Module):
         activation: the encoder's output activation (``id``; ``tanh`` is an ablation).
         tanh: squash the decoder's output (an ablation of the original).
         num_styles: > 0 conditions on the style (embedding added to the noise).
+        onset_points: > 0 gives the audio GRU each window's onset strength at that many
+            times (:class:`WindowOnsets`) beside the encoder's code.
 
     Shape:
         windows (B, T, window), noise (B, T, noise) → (B, T, J, 3), state
@@ -394,13 +425,15 @@ class AudioDanceGenerator(nn.Module):
                  encoder_out: int = 250, audio_layers: int = 3, noise: int = 10,
                  noise_hidden: int = 10, width: int = 256, blocks: int = 2,
                  num_joints: int = 23, channels: int = 32, activation: str = "id",
-                 tanh: bool = False, num_styles: int = 0) -> None:  # fmt: skip
+                 tanh: bool = False, num_styles: int = 0,
+                 onset_points: int = 0) -> None:  # fmt: skip
         super().__init__()
         if latent <= noise_hidden:
             raise ValueError(f"latent ({latent}) must exceed noise_hidden ({noise_hidden})")
         self.window, self.noise_size = window, noise
         self.encoder = audio_encoder(encoder, window, encoder_out, channels, activation)
-        self.audio_rnn = nn.GRU(encoder_out, latent - noise_hidden, audio_layers,
+        self.onsets = WindowOnsets(window, onset_points) if onset_points > 0 else None
+        self.audio_rnn = nn.GRU(encoder_out + onset_points, latent - noise_hidden, audio_layers,
                                 batch_first=True)  # fmt: skip
         self.noise_rnn = nn.GRU(noise, noise_hidden, 1, batch_first=True)
         self.style = nn.Embedding(num_styles, noise) if num_styles > 0 else None
@@ -410,7 +443,10 @@ class AudioDanceGenerator(nn.Module):
                 state: tuple[Tensor, Tensor] | None = None
                 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:  # fmt: skip
         b, t, w = windows.shape
-        code = self.encoder(windows.reshape(b * t, w)).view(b, t, -1)  # (B, T, E)
+        flat = windows.reshape(b * t, w)
+        code = self.encoder(flat).view(b, t, -1)  # (B, T, E)
+        if self.onsets is not None:
+            code = torch.cat([code, self.onsets(flat).view(b, t, -1).to(code.dtype)], -1)
         audio_h, audio_state = self.audio_rnn(code, None if state is None else state[0])
         if self.style is not None and style is not None:
             noise = noise + self.style(style)[:, None]

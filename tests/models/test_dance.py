@@ -25,6 +25,7 @@ from audiovis.networks.dance import (
     AudioDanceCritic,
     CriticAudioEncoder,
     ResidualLinearBlock,
+    WindowOnsets,
     audio_encoder,
 )
 from tests.conftest import CONF, run_cli
@@ -141,6 +142,22 @@ def test_audio_encoders_match_the_originals_sizes_at_16khz() -> None:
         assert isinstance(enc.head, torch.nn.Conv1d) and enc.head.kernel_size == (k,)
         assert enc(torch.randn(3, 3200)).shape == (3, 250)
     assert CriticAudioEncoder(76800, 100).head.kernel_size == (75,)  # 4.8 s
+
+
+def test_window_onsets_find_where_in_the_window_a_note_starts() -> None:
+    onsets = WindowOnsets(3200, points=4)
+    t = torch.arange(3200) / 16000
+    windows = torch.zeros(3, 3200)
+    for row, start in ((1, 400), (2, 2400)):  # a 440 Hz tone starting at this sample
+        windows[row, start:] = 0.5 * torch.sin(2 * torch.pi * 440 * t[start:])
+    strength = onsets(windows)
+    assert strength.shape == (3, 4)
+    assert torch.equal(strength[0], torch.zeros(4))  # silence has no onset
+    assert strength[1].argmax() == 0 and strength[2].argmax() == 3  # first / last quarter
+    assert strength[1, 0] > 5 * strength[1, 2:].max()  # a held tone adds no flux after it starts
+    model = AudioToDanceWGAN(clip_frames=8, onset_points=4, encoder_channels=4)
+    assert model.generator.audio_rnn.input_size == 250 + 4
+    assert model(torch.randn(2, 8, 3200) * 0.1)[0].shape == (2, 8, 23, 3)
 
 
 def test_frame_windows_are_centred_on_their_frames() -> None:

@@ -42,6 +42,22 @@ def test_roll_marks_frames_whose_centre_sounds() -> None:
     assert roll.sum() == 3 + 1 + 1 + 2
 
 
+def test_a_key_struck_again_rises_on_the_frame_before() -> None:
+    score = _score([
+        Note(60, 0.0, 0.4), Note(60, 0.4, 0.8),  # repeated: up on frame 3
+        Note(62, 0.0, 0.1), Note(62, 0.1, 0.3),  # the first is one frame: one stroke
+        Note(64, 0.0, 1.0), Note(64, 0.5, 0.7),  # struck again while held: up on 4, held on
+        Note(65, 0.0, 0.3), Note(65, 0.5, 0.7),  # apart already
+        Note(67, 0.0, 0.3), Note(67, 0.0, 0.5),  # unison: one stroke
+    ])  # fmt: skip
+    roll = score.roll(fps=10, num_frames=10)
+    assert roll[:, 60 - 21].tolist() == [1, 1, 1, 0, 1, 1, 1, 1, 0, 0]
+    assert roll[:, 62 - 21].tolist() == [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+    assert roll[:, 64 - 21].tolist() == [1, 1, 1, 1, 0, 1, 1, 1, 1, 1]
+    assert roll[:, 65 - 21].tolist() == [1, 1, 1, 0, 0, 1, 1, 0, 0, 0]
+    assert roll[:, 67 - 21].tolist() == [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
+
+
 def test_segment_shifts_and_clips() -> None:
     score = _score([Note(60, 0.0, 1.0), Note(62, 1.5, 2.5), Note(64, 3.0, 4.0)])
     part = score.segment(1.0, 3.0, "mid")

@@ -43,7 +43,8 @@ from audiovis.data.studio.score import (
 from audiovis.data.studio.synth import frame_loudness, render_audio
 from audiovis.errors import AudiovisError
 
-STUDIO_VERSION = 1  # bump when rendering changes, so cached default datasets are rebuilt
+STUDIO_VERSION = 2  # bump when rendering changes, so cached default datasets are rebuilt
+# (2: a key struck again rises on the frame before the stroke)
 INSTRUMENTS = ("piano", "cello", "violin", "trombone", "guitar")
 STYLES = tuple(DANCE_STYLES)
 

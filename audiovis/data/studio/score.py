@@ -95,10 +95,15 @@ class Score:
         the frame's centre ``(t + 0.5) / fps``; a note shorter than a frame marks the frame of
         its onset, so no note is lost.
 
+        A key struck again while it is down, or on the frame after its note ends, is up on
+        the frame before the new stroke: a piano key rises before it can sound again, and a
+        roll without the gap would show two notes as one. The earlier note keeps at least
+        one frame (notes starting on the same or the next frame are one stroke).
+
         Returns:
             (num_frames, 88) uint8.
         """
-        roll = np.zeros((num_frames, NUM_KEYS), np.uint8)
+        strokes: dict[int, list[tuple[int, int]]] = {}
         for n in self.notes if notes is None else notes:
             k = n.pitch - LOWEST_KEY
             if not 0 <= k < NUM_KEYS:
@@ -107,7 +112,22 @@ class Score:
             last = int(np.ceil(n.end * fps - 0.5))  # exclusive
             if last <= first:  # shorter than a frame
                 first, last = int(n.start * fps), int(n.start * fps) + 1
-            roll[max(first, 0) : min(last, num_frames), k] = 1
+            strokes.setdefault(k, []).append((first, last))
+        roll = np.zeros((num_frames, NUM_KEYS), np.uint8)
+        for k, spans in strokes.items():
+            down: list[list[int]] = []  # the key's [first, last) runs
+            for first, last in sorted(spans):
+                if down and first <= down[-1][1]:  # struck while down or right after
+                    if first - down[-1][0] >= 2:
+                        held = down[-1][1]
+                        down[-1][1] = first - 1  # up on the frame before the stroke
+                        down.append([first, max(last, held)])
+                    else:
+                        down[-1][1] = max(down[-1][1], last)
+                else:
+                    down.append([first, last])
+            for first, last in down:
+                roll[max(first, 0) : min(last, num_frames), k] = 1
         return roll
 
     def to_midi(self, program: int, accompaniment_program: int | None = None) -> object:
