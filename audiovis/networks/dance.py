@@ -372,12 +372,14 @@ def audio_encoder(kind: str, window: int, out: int, channels: int = 32,
 
 class WindowOnsets(nn.Module):
     """The onset strength inside each audio window at ``points`` times: half-wave rectified
-    log-magnitude spectral flux (10 ms hops at 16 kHz), averaged over frequency and pooled
-    to ``points`` values across the window.
+    log-magnitude spectral flux (hops of a twentieth of the window: 10 ms of 0.2 s),
+    averaged over frequency and pooled to ``points`` values across the window.
 
     A learned encoder can find onsets in the waveform too, but only after much training; a
-    dancer steps on the beats, and onsets mark them, so handing the GRU where the onsets are
-    lets it learn the steps' timing from the start.
+    dancer steps on the beats, and onsets mark them, so the GRU is handed where they are.
+    Measured (bench/results/dance_pilot_*onsets*.json): at 300-900 CPU-s it lifts the L1
+    baseline's beat alignment above chance a little (+0.01 to +0.03 against -0.01 to -0.04
+    without), and not the WGAN's.
 
     Shape:
         (N, window) → (N, points)

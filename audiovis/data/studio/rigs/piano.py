@@ -268,7 +268,8 @@ def _layout_for(size: int, look: Look | None) -> _Layout:
 
 
 def note_frames(note: Note, fps: float, num_frames: int) -> tuple[int, int]:
-    """The frames [first, last) on which a note holds its key down (as :meth:`Score.roll`)."""
+    """The frames [first, last) on which a note holds its key down (as :meth:`Score.roll`,
+    which also lifts a key for the frame before it is struck again; the finger stays on it)."""
     first = int(np.ceil(note.start * fps - 0.5))
     last = int(np.ceil(note.end * fps - 0.5))
     if last <= first:  # shorter than a frame: the frame of its onset
