@@ -117,6 +117,9 @@ class APVG(GANModule):
             reads a key: down or up); ``None`` draws the probabilities, an unsure key half
             pressed.
         w_keys: weight of the key-press head's binary cross-entropy.
+        w_key_changes: extra weight of that cross-entropy on the frames where a key changes
+            (its onset, release, and the frame a re-struck key is up): a note's few changing
+            frames decide its onset, and among many steady frames they weigh little (0).
         stu_base: width of the STU's UNet; ``stu_depth`` its depth.
         w_coord, w_heatmap, w_coarse, w_l1, w_perceptual, w_adv: loss weights.
         w_change: extra weight of the coarse and final frames' L1 where the real video
@@ -169,6 +172,7 @@ class APVG(GANModule):
         w_adv: float = 0.05,
         w_change: float = 0.0,
         w_keys: float = 1.0,
+        w_key_changes: float = 0.0,
         vgg_weights: str | None = None,
         generator_optimizer: OptimizerCallable = torch.optim.Adam,
         discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
@@ -238,7 +242,7 @@ class APVG(GANModule):
             "adv": w_adv,
             "keys": w_keys,
         }
-        self.w_change = w_change
+        self.w_change, self.w_key_changes = w_change, w_key_changes
         if key_threshold is not None and not 0.0 < key_threshold < 1.0:
             raise AudiovisError(f"APVG.key_threshold: {key_threshold}; a probability in (0, 1) "
                                 "or null")  # fmt: skip
@@ -707,8 +711,15 @@ class APVG(GANModule):
         if "roll" not in batch:
             raise AudiovisError("APVG.key_presses: the batch holds no piano roll "
                                 "(the data has no 'roll' stream)")  # fmt: skip
-        target = batch["roll"].to(out["key_logits"].device).float()
-        return {"keys": F.binary_cross_entropy_with_logits(out["key_logits"].float(), target)}
+        target = batch["roll"].to(out["key_logits"].device).float()  # (B, T, 88)
+        weight = None
+        if self.w_key_changes:
+            change = (target[:, 1:] != target[:, :-1]).float()  # between frames t and t + 1
+            weight = 1 + self.w_key_changes * (F.pad(change, (0, 0, 1, 0))
+                                               + F.pad(change, (0, 0, 0, 1))).clamp(max=1)  # fmt: skip
+            weight = weight / weight.mean()
+        bce = F.binary_cross_entropy_with_logits(out["key_logits"].float(), target, weight)
+        return {"keys": bce}
 
     # ------------------------------------------------------------------------- evaluation
 

@@ -477,6 +477,22 @@ def test_key_threshold_draws_an_unsure_key_fully_down() -> None:
         APVG(frontend, image_size=64, sample_rate=8000, key_presses=True, key_threshold=1.5)
 
 
+def test_key_loss_weighs_the_frames_where_a_key_changes() -> None:
+    roll = torch.zeros(1, 6, 88)
+    roll[0, [0, 1, 3, 4, 5], 40] = 1  # a key struck, up on frame 2, struck again
+    logits = torch.where(roll > 0, 3.0, -3.0)
+    logits[0, 2, 40] = 3.0  # the head misses the gap
+    out, data = {"key_logits": logits}, {"roll": roll}
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, roll, reduction="none")
+    plain = tiny(key_presses=True).key_losses(out, data)["keys"]
+    torch.testing.assert_close(plain, bce.mean())
+    weighted = tiny(key_presses=True, w_key_changes=9.0).key_losses(out, data)["keys"]
+    weight = torch.ones_like(roll)
+    weight[0, 1:4, 40] = 10.0  # frames 1-3 border a change (between 1 and 2, 2 and 3)
+    torch.testing.assert_close(weighted, (weight * bce).sum() / weight.sum())
+    assert weighted > 1.5 * plain  # the missed gap weighs more
+
+
 def test_key_paint_starts_at_the_colour_pressed_keys_take_in_the_training_videos(
     tmp_path: Path,
 ) -> None:
