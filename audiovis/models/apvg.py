@@ -715,8 +715,8 @@ class APVG(GANModule):
         weight = None
         if self.w_key_changes:
             change = (target[:, 1:] != target[:, :-1]).float()  # between frames t and t + 1
-            weight = 1 + self.w_key_changes * (F.pad(change, (0, 0, 1, 0))
-                                               + F.pad(change, (0, 0, 0, 1))).clamp(max=1)  # fmt: skip
+            borders = (F.pad(change, (0, 0, 1, 0)) + F.pad(change, (0, 0, 0, 1))).clamp(max=1)
+            weight = 1 + self.w_key_changes * borders  # (B, T, 88)
             weight = weight / weight.mean()
         bce = F.binary_cross_entropy_with_logits(out["key_logits"].float(), target, weight)
         return {"keys": bce}
