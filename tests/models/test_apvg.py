@@ -491,6 +491,8 @@ def test_key_loss_weighs_the_frames_where_a_key_changes() -> None:
     weight[0, 1:4, 40] = 10.0  # frames 1-3 border a change (between 1 and 2, 2 and 3)
     torch.testing.assert_close(weighted, (weight * bce).sum() / weight.sum())
     assert weighted > 1.5 * plain  # the missed gap weighs more
+    with pytest.raises(AudiovisError, match="w_key_changes"):
+        tiny(key_presses=True, w_key_changes=-1.0)
 
 
 def test_key_paint_starts_at_the_colour_pressed_keys_take_in_the_training_videos(
