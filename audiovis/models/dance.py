@@ -701,6 +701,8 @@ class AudioToDanceWGAN(_DanceGAN):
             raise AudiovisError(f"window_seconds ({window_seconds}) is shorter than a frame")
         if lookahead_seconds < 0:
             raise AudiovisError(f"lookahead_seconds must be >= 0, got {lookahead_seconds}")
+        if onset_points < 0:
+            raise AudiovisError(f"onset_points must be >= 0 (0: none), got {onset_points}")
         self.lookahead = round(lookahead_seconds * sample_rate)
         self.noise, self.clip_frames, self.adversarial = noise, clip_frames, adversarial
         self.gp_on_audio, self.share_fake = gp_on_audio, share_fake

@@ -389,9 +389,8 @@ class WindowOnsets(nn.Module):
 
     def __init__(self, window: int, points: int, n_fft: int = 512) -> None:
         super().__init__()
+        n_fft = min(n_fft, window // 2)  # short windows: at least 10 hops of flux
         self.points, self.n_fft, self.hop = points, n_fft, max(1, window // 20)
-        if window < n_fft:
-            raise ValueError(f"an audio window of {window} samples is shorter than n_fft {n_fft}")
         self.register_buffer("hann", torch.hann_window(n_fft), persistent=False)
 
     def forward(self, x: Tensor) -> Tensor:

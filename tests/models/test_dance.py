@@ -158,6 +158,9 @@ def test_window_onsets_find_where_in_the_window_a_note_starts() -> None:
     model = AudioToDanceWGAN(clip_frames=8, onset_points=4, encoder_channels=4)
     assert model.generator.audio_rnn.input_size == 250 + 4
     assert model(torch.randn(2, 8, 3200) * 0.1)[0].shape == (2, 8, 23, 3)
+    assert WindowOnsets(320, points=2)(torch.randn(3, 320)).shape == (3, 2)  # 20 ms windows
+    with pytest.raises(AudiovisError, match="onset_points must be >= 0"):
+        AudioToDanceWGAN(clip_frames=8, onset_points=-1)
 
 
 def test_frame_windows_are_centred_on_their_frames() -> None:
