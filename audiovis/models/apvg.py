@@ -26,7 +26,13 @@ from audiovis.models.base import GANModule, read_checkpoint
 from audiovis.music import LOWEST_PITCH, NUM_KEYS
 from audiovis.networks.coarse import CoarseVideoGeneratorNet
 from audiovis.networks.discriminators import AudioVideoDiscriminator
-from audiovis.networks.keyboard import KeyPressNet, key_rects, render_presses
+from audiovis.networks.keyboard import (
+    KeyPressNet,
+    draw_keys,
+    key_rects,
+    onset_targets,
+    render_presses,
+)
 from audiovis.networks.keypoints import KeypointPredictorNet, dlt_heatmaps
 from audiovis.networks.stu import StructuredTemporalUNet
 from audiovis.networks.vgg import VGG19Features, perceptual_loss
@@ -116,6 +122,11 @@ class APVG(GANModule):
             elsewhere (the press map and the paint take the head's decisions, as a viewer
             reads a key: down or up); ``None`` draws the probabilities, an unsure key half
             pressed.
+        key_onsets: the key-press head reads the keys' strokes too (an onset output per key,
+            trained on the roll's onsets with weight ``w_key_onsets``), and with
+            ``key_threshold`` a key is drawn down at each stroke and up on the frame before
+            it (:func:`~audiovis.networks.keyboard.draw_keys`), so a note repeated on a key
+            still down shows as the key rising and falling again.
         w_keys: weight of the key-press head's binary cross-entropy.
         w_key_changes: extra weight of that cross-entropy on the frames where a key changes
             (its onset, release, and the frame a re-struck key is up): a note's few changing
@@ -164,6 +175,7 @@ class APVG(GANModule):
         key_presses: bool = False,
         key_head: Literal["dense", "pitch"] = "dense",
         key_threshold: float | None = None,
+        key_onsets: bool = False,
         stu_base: int = 16,
         stu_depth: int = 4,
         w_coord: float = 10.0,
@@ -175,6 +187,7 @@ class APVG(GANModule):
         w_change: float = 0.0,
         w_keys: float = 1.0,
         w_key_changes: float = 0.0,
+        w_key_onsets: float = 1.0,
         vgg_weights: str | None = None,
         generator_optimizer: OptimizerCallable = torch.optim.Adam,
         discriminator_optimizer: OptimizerCallable = torch.optim.Adam,
@@ -223,7 +236,8 @@ class APVG(GANModule):
         stu = StructuredTemporalUNet(feats, base=stu_base, depth=stu_depth, use_gru=use_gru,
                                      use_gcn=use_gcn, heatmap_channels=3 if key_presses else 1) \
             if use_stu else None  # fmt: skip
-        keys = KeyPressNet(feats, first_key=self._first_key(key_head)) if key_presses else None
+        keys = KeyPressNet(feats, first_key=self._first_key(key_head), onsets=key_onsets) \
+            if key_presses else None  # fmt: skip
         self.generator = _Generator(khp, cvg, stu, keys)
         if key_presses:  # the key-press head learns from the piano roll
             self.streams = (*APVG.streams, "roll")  # type: ignore[misc]  # per instance
@@ -243,6 +257,7 @@ class APVG(GANModule):
             "perceptual": w_perceptual,
             "adv": w_adv,
             "keys": w_keys,
+            "key_onsets": w_key_onsets,
         }
         self.w_change, self.w_key_changes = w_change, w_key_changes
         if w_key_changes < 0:
@@ -492,13 +507,16 @@ class APVG(GANModule):
             keyboard = state.get("keyboard")
             if keyboard is None:
                 keyboard = self.locate_keys(first_frame)
-            key_logits = g.keys(context.float())[:, margin : margin + num_frames]  # (B, T, 88)
+            logits = g.keys(context.float())  # (B, T + 2 margin, 88) each
+            window = slice(margin, margin + num_frames)
             # the head learns from the roll alone: the frame losses reach the paint and the
             # STU, not the key logits (through them they pulled the head off the roll: its
             # held-out frame F1 fell from 0.80 to 0.75 in a joint stage)
-            probs = torch.sigmoid(key_logits.detach())
-            if self.key_threshold is not None:
-                probs = (probs >= self.key_threshold).to(probs.dtype)
+            probs = torch.sigmoid(logits.down.detach())
+            if self.key_threshold is not None:  # the strokes in the margins count too
+                onset = None if logits.onset is None else torch.sigmoid(logits.onset.detach())
+                probs = draw_keys(probs, onset, self.key_threshold)
+            key_logits, probs = logits.down[:, window], probs[:, window]
             presses = render_presses(probs, key_rects(keyboard), self.image_size)
             maps = torch.cat([heatmap, presses.to(heatmap.dtype)], 2)
             # the keys' colour change from the generation's first frame, whose own pressed
@@ -513,6 +531,8 @@ class APVG(GANModule):
             change = g.keys.paint(presses - first_presses)
             coarse = (coarse.float() + change).clamp(-1, 1).to(coarse.dtype)
             extra = {"key_logits": key_logits, "presses": presses}
+            if logits.onset is not None:
+                extra["onset_logits"] = logits.onset[:, window]
         if g.stu is not None:
             frames, stu_state = g.stu(coarse, maps, points, audio_feat, state.get("stu"))
         else:
@@ -626,7 +646,9 @@ class APVG(GANModule):
             losses = self.keypoint_losses(out, batch)
             if g.keys is not None:
                 audio_feat = frames_to_video_rate(feats, video.shape[1]).float()
-                losses |= self.key_losses({"key_logits": g.keys(audio_feat)}, batch)
+                logits = g.keys(audio_feat)
+                losses |= self.key_losses({"key_logits": logits.down,
+                                           "onset_logits": logits.onset}, batch)  # fmt: skip
         else:
             assert g.cvg is not None
             # teacher forcing: each frame decodes from the real previous one, in one pass
@@ -723,7 +745,11 @@ class APVG(GANModule):
             weight = 1 + self.w_key_changes * borders  # (B, T, 88)
             weight = weight / weight.mean()
         bce = F.binary_cross_entropy_with_logits(out["key_logits"].float(), target, weight)
-        return {"keys": bce}
+        losses = {"keys": bce}
+        if out.get("onset_logits") is not None:  # a clip's first frame has no stroke to tell
+            onset = out["onset_logits"][:, 1:].float()
+            losses["key_onsets"] = F.binary_cross_entropy_with_logits(onset, onset_targets(target))
+        return losses
 
     # ------------------------------------------------------------------------- evaluation
 

@@ -9,6 +9,8 @@ global audio vector to 88 far-apart spots.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -176,6 +178,41 @@ def render_presses(probs: Tensor, rects: Tensor, size: int, softness: float = 0.
     return torch.stack([white_map, black_map], 2).clamp(0, 1)
 
 
+class KeyLogits(NamedTuple):
+    """What :class:`KeyPressNet` reads from the audio: per frame and key, the logit of the
+    key being down, and (with ``onsets``) of the key being struck there."""
+
+    down: Tensor  # (B, T, K)
+    onset: Tensor | None  # (B, T, K), or None without onsets
+
+
+def onset_targets(roll: Tensor) -> Tensor:
+    """The roll's strokes, (B, T, K) → (B, T − 1, K): a key down at frame t + 1 that was up
+    at t (in a roll where a re-struck key is up on the frame before its stroke, as the
+    studio's, every note's onset). The first frame has no frame before it to tell."""
+    return (roll[:, 1:] > roll[:, :-1]).to(roll.dtype)
+
+
+def draw_keys(down: Tensor, onset: Tensor | None, threshold: float) -> Tensor:
+    """The keys to draw, (B, T, K) probabilities → (B, T, K) of 0 / 1.
+
+    A key is down where its down probability reaches ``threshold``. With onset
+    probabilities, a stroke is a local peak of them that reaches ``threshold`` (the first
+    frame of a plateau is passed over, so a two-frame peak strikes once): the key is down
+    there whatever the down output says, and up on the frame before it, as a piano key
+    must rise to sound again (a key held down through a repeated note would hide it).
+    Frames beyond either end count as no stroke.
+    """
+    drawn = down >= threshold
+    if onset is None:
+        return drawn.to(down.dtype)
+    before = F.pad(onset[:, :-1], (0, 0, 1, 0))
+    after = F.pad(onset[:, 1:], (0, 0, 0, 1))
+    struck = (onset >= threshold) & (onset >= before) & (onset > after)
+    up_before = F.pad(struck[:, 1:], (0, 0, 0, 1))
+    return ((drawn | struck) & ~up_before).to(down.dtype)
+
+
 class KeyPressNet(nn.Module):
     """Audio features at video rate → the logits of each piano key being down per frame.
 
@@ -193,26 +230,34 @@ class KeyPressNet(nn.Module):
       held-out frame F1 0.80-0.86 against 0.92-0.93 for this head). Keys outside the bins
       take one learned logit.
 
+    With ``onsets`` each head has a second output per key and frame (ours, after Onsets and
+    Frames): the logit of the key being *struck* there, trained on the roll's onsets. A key
+    struck again while down shows in the roll only as one up frame before the stroke, which a
+    key-down output learns poorly from 15 % of the notes; an onset peak marks it
+    (:func:`draw_keys`).
+
     ``paint`` turns a press map into the colour change pressed keys make (a 1×1 convolution,
     zero at the start: one colour shift for white keys, one for black), which a generator
     adds to its frame.
 
     Shape:
-        (B, T, F) → (B, T, num_keys); ``paint``: (B, T, 2, H, W) → (B, T, 3, H, W)
+        (B, T, F) → :class:`KeyLogits` of (B, T, num_keys) each; ``paint``:
+        (B, T, 2, H, W) → (B, T, 3, H, W)
     """
 
     def __init__(self, audio_dim: int, num_keys: int = NUM_KEYS, hidden: int = 256,
-                 first_key: int | None = None, below: int = 12,
-                 above: int = 36) -> None:  # fmt: skip
+                 first_key: int | None = None, below: int = 12, above: int = 36,
+                 onsets: bool = False) -> None:  # fmt: skip
         super().__init__()
         self.num_keys, self.first_key, self.below, self.above = num_keys, first_key, below, above
+        self.outputs = 2 if onsets else 1
         if first_key is None:
             self.net = nn.Sequential(
                 nn.Conv1d(audio_dim, hidden, 3, padding=1, padding_mode="replicate"),
                 nn.GELU(),
                 nn.Conv1d(hidden, hidden, 3, padding=1, padding_mode="replicate"),
                 nn.GELU(),
-                nn.Conv1d(hidden, num_keys, 1),
+                nn.Conv1d(hidden, num_keys * self.outputs, 1),
             )
         else:
             width = 32
@@ -221,25 +266,38 @@ class KeyPressNet(nn.Module):
                 nn.GELU(),
                 nn.Conv2d(width, width, (1, 5), padding=(0, 2)),
                 nn.GELU(),
-                nn.Conv2d(width, 1, 1),
+                nn.Conv2d(width, self.outputs, 1),
             )
             self.outside = nn.Parameter(torch.tensor(-3.0))
-        # start with keys up (a piano is mostly silent): logit −3, p ≈ 0.05
-        nn.init.constant_(self.net[-1].bias, -3.0)  # type: ignore[arg-type]
+            if onsets:
+                self.outside_onset = nn.Parameter(torch.tensor(-5.0))
+        # start with keys up (a piano is mostly silent): logit −3, p ≈ 0.05; strokes rarer
+        last: nn.Conv1d | nn.Conv2d = self.net[-1]  # type: ignore[assignment]
+        assert last.bias is not None
+        with torch.no_grad():
+            last.bias.view(self.outputs, -1)[0] = -3.0
+            last.bias.view(self.outputs, -1)[1:] = -5.0
         self.colour = nn.Conv2d(2, 3, 1, bias=False)
         nn.init.zeros_(self.colour.weight)
 
-    def forward(self, audio_feat: Tensor) -> Tensor:
+    def forward(self, audio_feat: Tensor) -> KeyLogits:
+        b, t = audio_feat.shape[:2]
         if self.first_key is None:
-            return self.net(audio_feat.transpose(1, 2)).transpose(1, 2)
-        x = audio_feat.transpose(1, 2)[:, None]  # (B, 1, F, T)
-        x = F.pad(x, (0, 0, self.below, self.above))  # silence beyond the bins
-        bins = self.net(x)[:, 0].transpose(1, 2)  # (B, T, F)
-        b, t, f = bins.shape
-        keys = self.outside.expand(b, t, self.num_keys).clone()
-        lo, hi = max(self.first_key, 0), min(self.first_key + f, self.num_keys)
-        keys[..., lo:hi] = bins[..., lo - self.first_key : hi - self.first_key]
-        return keys
+            out = self.net(audio_feat.transpose(1, 2)).transpose(1, 2)  # (B, T, O * K)
+            out = out.unflatten(-1, (self.outputs, self.num_keys))
+        else:
+            x = audio_feat.transpose(1, 2)[:, None]  # (B, 1, F, T)
+            x = F.pad(x, (0, 0, self.below, self.above))  # silence beyond the bins
+            bins = self.net(x).transpose(1, 3)  # (B, T, F, O)
+            outside: list[Tensor] = [self.outside]
+            if self.outputs > 1:
+                outside.append(self.outside_onset)
+            out = torch.stack(outside).expand(b, t, self.num_keys, -1).clone()
+            f = bins.shape[2]
+            lo, hi = max(self.first_key, 0), min(self.first_key + f, self.num_keys)
+            out[:, :, lo:hi] = bins[:, :, lo - self.first_key : hi - self.first_key]
+            out = out.transpose(2, 3)  # (B, T, O, K)
+        return KeyLogits(out[:, :, 0], out[:, :, 1] if self.outputs > 1 else None)
 
     def paint(self, presses: Tensor) -> Tensor:
         return self.colour(presses.flatten(0, 1)).unflatten(0, presses.shape[:2])

@@ -13,7 +13,7 @@ from audiovis.audio import LogMel, frames_to_video_rate
 from audiovis.errors import AudiovisError
 from audiovis.media import probe, write_audio
 from audiovis.models import APVG
-from audiovis.networks.keyboard import key_rects
+from audiovis.networks.keyboard import KeyLogits, key_rects
 from tests.conftest import CONF, run_cli
 
 TINY = str(CONF / "apvg.yaml")
@@ -394,7 +394,7 @@ def test_key_presses_draw_the_predicted_keys_where_the_keyboard_is() -> None:
     audio_feat = frames_to_video_rate(model.frontend(data["audio"]), 6)
     first = None
     for _ in range(30):
-        loss = model.key_losses({"key_logits": keys(audio_feat)}, data)["keys"]
+        loss = model.key_losses({"key_logits": keys(audio_feat).down}, data)["keys"]
         first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
@@ -417,7 +417,7 @@ def test_key_presses_paint_the_pressed_keys_onto_the_coarse_frame() -> None:
     keys = model.generator.keys
     assert keys is not None
     plain = model._generate(data)["coarse"]  # the colour change starts at zero
-    keys.forward = lambda feat: data["roll"] * 20 - 10  # type: ignore[method-assign]
+    keys.forward = lambda feat: KeyLogits(data["roll"] * 20 - 10, None)  # type: ignore[method-assign]
     assert torch.equal(model._generate(data)["coarse"], plain)
     with torch.no_grad():
         keys.colour.weight.fill_(-0.5)  # pressed keys darken by half the range
@@ -463,7 +463,7 @@ def test_key_threshold_draws_an_unsure_key_fully_down() -> None:
         keys = model.generator.keys
         assert keys is not None
         logits = torch.logit(torch.where(data["roll"] > 0, sure, unsure), eps=1e-6)
-        keys.forward = lambda feat, logits=logits: logits  # type: ignore[method-assign]
+        keys.forward = lambda feat, logits=logits: KeyLogits(logits, None)  # type: ignore[method-assign]
         with torch.no_grad():
             plain = model._generate(data)["coarse"]
             keys.colour.weight.fill_(-0.5)
@@ -493,6 +493,49 @@ def test_key_loss_weighs_the_frames_where_a_key_changes() -> None:
     assert weighted > 1.5 * plain  # the missed gap weighs more
     with pytest.raises(AudiovisError, match="w_key_changes"):
         tiny(key_presses=True, w_key_changes=-1.0)
+
+
+def test_key_onsets_learn_the_strokes_and_draw_a_re_struck_key_up_before_it() -> None:
+    roll = torch.zeros(1, 6, 88)
+    roll[0, [0, 1, 3, 4, 5], 40] = 1  # a key struck, up on frame 2, struck again at 3
+    down = torch.where(roll > 0, 3.0, -3.0)
+    onset = torch.full_like(roll, -4.0)
+    onset[0, 3, 40] = 2.0
+    model = tiny(key_presses=True, key_onsets=True, w_key_onsets=2.0)
+    losses = model.key_losses({"key_logits": down, "onset_logits": onset}, {"roll": roll})
+    target = torch.zeros(1, 5, 88)
+    target[0, 2, 40] = 1  # frames 1..5: the stroke at 3 (frame 0's is not told)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(onset[:, 1:], target)
+    torch.testing.assert_close(losses["key_onsets"], bce)
+    assert model.weights["key_onsets"] == 2.0
+
+    # drawing: a head sure the key is down throughout, its stroke at frame 3
+    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
+    data = _piano_batch()
+    data["roll"] = torch.zeros(2, 6, 88)
+    drawn = []
+    for onsets in (False, True):
+        torch.manual_seed(0)
+        model = APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
+                     stu_depth=3, w_perceptual=0.0, key_presses=True, key_threshold=0.5,
+                     key_onsets=onsets)  # fmt: skip
+        keys = model.generator.keys
+        assert keys is not None
+        held = torch.full((2, 6, 88), -6.0)
+        held[:, :, 39] = 4.0  # C4, a white key
+        strokes = torch.full((2, 6, 88), -6.0)
+        strokes[:, 3, 39] = 3.0
+        fake = KeyLogits(held, strokes if onsets else None)
+        keys.forward = lambda feat, fake=fake: fake  # type: ignore[method-assign]
+        with torch.no_grad():
+            out = model._generate(data)
+        assert ("onset_logits" in out) == onsets
+        drawn.append(out["presses"].flatten(3).amax(-1).sum(2))  # (B, T): any key drawn
+    # without strokes the key stays down (as deep as a 1-px key at 64 px draws); with them
+    # it rises on frame 2 alone
+    assert drawn[0].min() > 0.5 and torch.equal(drawn[0], drawn[0][:, :1].expand(-1, 6))
+    assert drawn[1][:, 2].max() < 1e-3
+    torch.testing.assert_close(drawn[1][:, [0, 1, 3, 4, 5]], drawn[0][:, :5])
 
 
 def test_key_paint_starts_at_the_colour_pressed_keys_take_in_the_training_videos(

@@ -7,7 +7,14 @@ import pytest
 import torch
 
 from audiovis.models.audeo import locate_key_columns, locate_keyboard
-from audiovis.networks.keyboard import IS_BLACK, KeyPressNet, key_rects, render_presses
+from audiovis.networks.keyboard import (
+    IS_BLACK,
+    KeyPressNet,
+    draw_keys,
+    key_rects,
+    onset_targets,
+    render_presses,
+)
 
 
 def _studio_piano(size: int, performer: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,7 +91,7 @@ def test_press_map_marks_exactly_the_pressed_keys() -> None:
 
 def test_key_press_net_maps_each_frame_to_88_logits_starting_with_keys_up() -> None:
     net = KeyPressNet(audio_dim=12)
-    logits = net(torch.randn(3, 7, 12))
+    logits = net(torch.randn(3, 7, 12)).down
     assert logits.shape == (3, 7, 88)
     assert torch.sigmoid(logits).mean() < 0.2
 
@@ -99,7 +106,7 @@ def test_pitch_key_head_recognises_a_note_shifted_in_pitch_on_the_shifted_key() 
     for harmonic in (0, 12, 19, 24):  # a note's partials on bin 30 (key 33) at frames 3..5
         note[0, 3:6, 30 + harmonic] = 1.0 / (1 + harmonic / 12)
     up = torch.roll(note, 7, dims=2)  # the same note 7 semitones higher
-    a, b = net(note), net(up)
+    a, b = net(note).down, net(up).down
     assert a.shape == (1, 9, 88)
     # the same detector reads every key: key 33's logits reappear on key 40
     torch.testing.assert_close(b[0, :, 40], a[0, :, 33])
@@ -107,3 +114,56 @@ def test_pitch_key_head_recognises_a_note_shifted_in_pitch_on_the_shifted_key() 
     # keys below the first bin (A0-B0) and above the last take one learned logit
     assert torch.equal(a[0, :, :3], net.outside.expand(9, 3))
     assert torch.equal(a[0, :, 87:], net.outside.expand(9, 1))
+
+
+def test_onset_targets_mark_each_stroke_including_a_re_struck_key() -> None:
+    roll = torch.zeros(1, 7, 3)
+    roll[0, [1, 2, 4, 5], 0] = 1  # struck at 1, up on 3 (the frame before its re-stroke), 4
+    roll[0, :, 1] = 1  # held through the clip: no stroke the clip can tell
+    roll[0, 6, 2] = 1  # struck on the last frame
+    expected = torch.zeros(1, 6, 3)  # frames 1..6
+    expected[0, [0, 3], 0] = 1
+    expected[0, 5, 2] = 1
+    assert torch.equal(onset_targets(roll), expected)
+
+
+def test_draw_keys_lifts_a_held_key_on_the_frame_before_its_stroke() -> None:
+    down = torch.full((1, 8, 4), 0.1)
+    onset = torch.full((1, 8, 4), 0.05)
+    down[0, :, 0] = 0.9  # key 0: sure it is down throughout, struck again at frame 4
+    onset[0, 4, 0], onset[0, 5, 0] = 0.8, 0.6
+    onset[0, 2:4, 1] = 0.7  # key 1: a two-frame plateau of stroke, the key itself unsure
+    onset[0, 6, 2] = 0.4  # key 2: a stroke below the threshold draws nothing
+    down[0, 5:, 3] = 0.7  # key 3: down from 5 with no stroke seen
+    drawn = draw_keys(down, onset, 0.5)
+    expected = torch.zeros(1, 8, 4)
+    expected[0, :, 0] = torch.tensor([1, 1, 1, 0, 1, 1, 1, 1.0])
+    expected[0, 3, 1] = 1  # struck once, on the plateau's later frame
+    expected[0, 5:, 3] = 1
+    assert torch.equal(drawn, expected)
+    # without onsets: the threshold alone, the held key never rises
+    plain = draw_keys(down, None, 0.5)
+    assert torch.equal(plain, (down >= 0.5).float()) and plain[0, :, 0].min() == 1
+
+
+def test_key_press_net_reads_strokes_beside_the_keys_with_the_same_pitch_detector() -> None:
+    torch.manual_seed(0)
+    for first_key in (None, 3):
+        net = KeyPressNet(audio_dim=84, first_key=first_key, onsets=True)
+        out = net(torch.randn(2, 9, 84))
+        assert out.down.shape == out.onset.shape == (2, 9, 88)  # type: ignore[union-attr]
+        # strokes start rarer than keys down
+        assert torch.sigmoid(out.onset).mean() < torch.sigmoid(out.down).mean() < 0.2  # type: ignore[arg-type]
+        assert KeyPressNet(audio_dim=84, first_key=first_key)(torch.randn(1, 9, 84)).onset is None
+    # a checkpoint of a head without onsets keeps its parameter names
+    plain = KeyPressNet(audio_dim=84, first_key=3).state_dict()
+    assert set(plain) < set(net.state_dict()) and "outside_onset" in net.state_dict()
+    note = torch.zeros(1, 9, 84)
+    note[0, 3:6, 30] = 1.0
+    up = torch.roll(note, 7, dims=2)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape) * 0.3)
+    a, b = net(note).onset, net(up).onset
+    assert a is not None and b is not None
+    torch.testing.assert_close(b[0, :, 40], a[0, :, 33])
