@@ -127,6 +127,11 @@ class APVG(GANModule):
             ``key_threshold`` a key is drawn down at each stroke and up on the frame before
             it (:func:`~audiovis.networks.keyboard.draw_keys`), so a note repeated on a key
             still down shows as the key rising and falling again.
+        freeze_loaded_keys: a key-press head loaded through ``init_from`` (trained in the
+            ``khp`` stage) reads the keys as loaded: its detector is not trained further
+            (the paint still learns). The joint stage's few steps at the generator's
+            learning rate, with a fresh Adam state, moved a well-trained head off the roll
+            (held-out note-onset F1 of its keys 0.91 → 0.71 in one run of 72 steps).
         w_keys: weight of the key-press head's binary cross-entropy.
         w_key_changes: extra weight of that cross-entropy on the frames where a key changes
             (its onset, release, and the frame a re-struck key is up): a note's few changing
@@ -176,6 +181,7 @@ class APVG(GANModule):
         key_head: Literal["dense", "pitch"] = "dense",
         key_threshold: float | None = None,
         key_onsets: bool = False,
+        freeze_loaded_keys: bool = False,
         stu_base: int = 16,
         stu_depth: int = 4,
         w_coord: float = 10.0,
@@ -266,6 +272,7 @@ class APVG(GANModule):
             raise AudiovisError(f"APVG.key_threshold: {key_threshold}; a probability in (0, 1) "
                                 "or null")  # fmt: skip
         self.key_threshold = key_threshold
+        self.freeze_loaded_keys = freeze_loaded_keys
         self.average_keypoints: Tensor
         self.reference_keypoints: Tensor
         self.reference_frame: Tensor
@@ -632,6 +639,9 @@ class APVG(GANModule):
             module = getattr(self.generator, name)
             if module is not None:
                 module.requires_grad_(name in trained)
+        keys = self.generator.keys
+        if isinstance(keys, KeyPressNet) and self.freeze_loaded_keys and "keys" in self.init_from:
+            keys.detector_requires_grad_(False)
         return super().configure_optimizers()
 
     def _stage_loss(self, batch: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:

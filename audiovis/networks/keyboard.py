@@ -299,5 +299,11 @@ class KeyPressNet(nn.Module):
             out = out.transpose(2, 3)  # (B, T, O, K)
         return KeyLogits(out[:, :, 0], out[:, :, 1] if self.outputs > 1 else None)
 
+    def detector_requires_grad_(self, requires_grad: bool) -> None:
+        """Switch the training of what reads the keys from the audio (not the paint)."""
+        for name, parameter in self.named_parameters():
+            if not name.startswith("colour."):
+                parameter.requires_grad_(requires_grad)
+
     def paint(self, presses: Tensor) -> Tensor:
         return self.colour(presses.flatten(0, 1)).unflatten(0, presses.shape[:2])

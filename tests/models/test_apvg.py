@@ -192,6 +192,26 @@ def test_final_stage_loads_khp_and_cvg_from_checkpoints_and_freezes_them(tmp_pat
     assert set(losses) == {"l1"}
 
 
+def test_a_loaded_key_head_reads_the_keys_as_loaded_while_its_paint_learns(
+    tmp_path: Path,
+) -> None:
+    early = tiny(key_presses=True, key_onsets=True, stage="khp")
+    path = tmp_path / "khp.ckpt"
+    torch.save({"state_dict": early.state_dict()}, path)
+    for freeze in (False, True):
+        model = tiny(key_presses=True, key_onsets=True, init_from={"keys": str(path)},
+                     freeze_loaded_keys=freeze)  # fmt: skip
+        model.configure_optimizers()
+        keys = model.generator.keys
+        assert keys is not None
+        trained = {name for name, p in keys.named_parameters() if p.requires_grad}
+        assert trained == ({"colour.weight"} if freeze else set(dict(keys.named_parameters())))
+    # a head trained from scratch trains, frozen or not
+    model = tiny(key_presses=True, freeze_loaded_keys=True, stage="khp")
+    model.configure_optimizers()
+    assert all(p.requires_grad for p in model.generator.keys.parameters())  # type: ignore[union-attr]
+
+
 def test_init_from_names_the_file_and_the_problem(tmp_path: Path) -> None:
     from audiovis.errors import AudiovisError, FileProblem
 
