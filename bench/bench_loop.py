@@ -18,7 +18,11 @@ held-out studio piano pieces, against Audeo on the studio's own rendering (the c
    bench/results/loop_closed.json: per piece and pooled over the pieces, note-onset P/R/F1
    (mir_eval, 50 ms) and frame F1 of the loop and of the ceiling at each stage (Video2Roll
    thresholded, Roll2Midi), and the keys read straight off the generated frames' pixels
-   (APVG's own accuracy, without Audeo).
+   (APVG's own accuracy, without Audeo). Two more stages split the loss between the parts:
+   ``key_head`` (the keys APVG's key-press head decides from the whole piece's audio, as it
+   draws them: what a perfect renderer could show) and ``painted_truth`` (Audeo + Roll2Midi
+   on APVG's reference frame with the *true* roll painted by APVG's key paint: a perfect
+   key head with the hands held still, what the renderer and Audeo's reading of it allow).
 """
 
 from __future__ import annotations
@@ -124,6 +128,57 @@ def pooled(reports: list[dict[str, Any]], part: str, stage: str) -> dict[str, fl
     }
 
 
+def stage_bounds(apvg: Path, video2roll: Path, roll2midi: Path,
+                 pieces: list[Path]) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Per piece, the scores of the ``key_head`` and ``painted_truth`` stages (see above)."""
+    import numpy as np
+    import soundfile as sf
+    import torch
+
+    from audiovis.audio import frames_to_video_rate
+    from audiovis.media import to_uint8
+    from audiovis.models.audeo import load_roll2midi, load_video2roll, transcribe
+    from audiovis.music import NoteEvent
+    from audiovis.networks.keyboard import draw_keys, key_rects, render_presses
+    from audiovis.tools.loop import load_apvg, piano_score, stage_scores
+
+    model = load_apvg(apvg).eval()
+    v2r = load_video2roll(video2roll)
+    r2m = load_roll2midi(roll2midi, v2r)
+    head = model.generator.keys
+    if head is None:
+        return {}
+    keys = (v2r.key_offset, v2r.key_offset + v2r.num_keys)
+    rows: dict[str, list[dict[str, Any]]] = {"key_head": [], "painted_truth": []}
+    for folder in pieces:
+        truth = np.load(folder / "roll.npy")
+        n = len(truth)
+        score = piano_score(folder / "notes.mid")
+        reference = [NoteEvent(x.pitch, x.start, x.end, x.velocity) for x in score.notes
+                     if x.start * model.fps < n and keys[0] <= x.pitch - 21 < keys[1]]  # fmt: skip
+        wave, _ = sf.read(folder / "audio.flac", dtype="float32")
+        with torch.no_grad():
+            feats = frames_to_video_rate(model.frontend(torch.from_numpy(wave)[None]), n)
+            logits = head(feats.float())
+            onset = None if logits.onset is None else torch.sigmoid(logits.onset)
+            drawn = draw_keys(torch.sigmoid(logits.down), onset, model.key_threshold or 0.5)
+            rows["key_head"].append(stage_scores(reference, truth, drawn[0].numpy(),
+                                                 model.fps, keys))  # fmt: skip
+            first, size = model.reference_frame[None], model.image_size
+            rects = key_rects(model.locate_keys(first))
+            presses = render_presses(torch.from_numpy(truth).float()[None], rects, size)
+            change = presses - render_presses(model.reference_keys[None, None], rects, size)
+            frames = (first[:, None] + head.paint(change))[0].clamp(-1, 1)
+            video = torch.from_numpy(to_uint8(frames))
+        tensor = video.permute(0, 3, 1, 2)
+        box = v2r.box_for(tensor, "byte")
+        crops = torch.cat([v2r.crops(tensor[i : i + 64], box, value_range="byte")
+                           for i in range(0, n, 64)])  # fmt: skip
+        painted = transcribe(crops, v2r, r2m)["roll"]
+        rows["painted_truth"].append(stage_scores(reference, truth, painted, model.fps, keys))
+    return rows
+
+
 def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
          tag: str = "") -> None:  # fmt: skip
     import torch
@@ -152,6 +207,9 @@ def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
         figures[part] = {s: pooled(reports, part, s) for s in ("video2roll", "roll2midi")}
     figures["generated_keys_by_pixels"] = pooled(reports, "apvg", "keys_by_pixels")
     figures["ground_truth_roll"] = pooled(reports, "reference", "roll")
+    bounds = stage_bounds(apvg, video2roll, roll2midi, pieces)
+    for stage, rows in bounds.items():
+        figures[stage] = pooled([{"s": {"s": row}} for row in rows], "s", "s")
     loop_f1 = figures["loop"]["roll2midi"]["onset_f1"]
     ceiling_f1 = figures["ceiling"]["roll2midi"]["onset_f1"]
     figures["target"] = {
@@ -160,8 +218,9 @@ def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
         "gap_to_ceiling": round(ceiling_f1 - loop_f1, 4),
     }
     figures["per_piece"] = {}
-    for folder, report in zip(pieces, reports, strict=True):
+    for i, (folder, report) in enumerate(zip(pieces, reports, strict=True)):
         stages = {"apvg_keys_by_pixels": report["apvg"]["keys_by_pixels"]}
+        stages.update({stage: rows[i] for stage, rows in bounds.items()})
         for part in ("loop", "ceiling"):
             stages.update({f"{part}_{s}": report[part][s] for s in ("video2roll", "roll2midi")})
         figures["per_piece"][folder.name] = {
