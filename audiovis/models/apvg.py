@@ -268,6 +268,8 @@ class APVG(GANModule):
         self.w_change, self.w_key_changes = w_change, w_key_changes
         if w_key_changes < 0:
             raise AudiovisError(f"APVG.w_key_changes: {w_key_changes}; an extra weight >= 0")
+        if w_key_onsets < 0:
+            raise AudiovisError(f"APVG.w_key_onsets: {w_key_onsets}; a loss weight >= 0")
         if key_threshold is not None and not 0.0 < key_threshold < 1.0:
             raise AudiovisError(f"APVG.key_threshold: {key_threshold}; a probability in (0, 1) "
                                 "or null")  # fmt: skip

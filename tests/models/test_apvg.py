@@ -528,6 +528,8 @@ def test_key_onsets_learn_the_strokes_and_draw_a_re_struck_key_up_before_it() ->
     bce = torch.nn.functional.binary_cross_entropy_with_logits(onset[:, 1:], target)
     torch.testing.assert_close(losses["key_onsets"], bce)
     assert model.weights["key_onsets"] == 2.0
+    with pytest.raises(AudiovisError, match="w_key_onsets"):
+        tiny(key_presses=True, key_onsets=True, w_key_onsets=-1.0)
 
     # drawing: a head sure the key is down throughout, its stroke at frame 3
     frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
