@@ -1,7 +1,7 @@
 """The closed loop (issue 10): music → APVG's generated piano video → Audeo → music, on the
 held-out studio piano pieces, against Audeo on the studio's own rendering (the ceiling).
 
-    python -m bench.bench_loop train [--budget 1100] [--khp-budget 200]   # APVG, CPU budget
+    python -m bench.bench_loop train [--budget 1100] [--khp-budget 250]   # APVG, CPU budget
     python -m bench.bench_loop loop [--apvg CKPT] [--video2roll CKPT] [--roll2midi CKPT]
 
 1. Data: the Audeo benchmark's piano studio set (``bench-audeo-piano-4min`` in the user cache,
@@ -137,45 +137,35 @@ def stage_bounds(apvg: Path, video2roll: Path, roll2midi: Path,
 
     from audiovis.audio import frames_to_video_rate
     from audiovis.media import to_uint8
-    from audiovis.models.audeo import load_roll2midi, load_video2roll, transcribe
-    from audiovis.music import NoteEvent
-    from audiovis.networks.keyboard import draw_keys, key_rects, render_presses
-    from audiovis.tools.loop import load_apvg, piano_score, stage_scores
+    from audiovis.models.audeo import load_roll2midi, load_video2roll
+    from audiovis.tools.loop import (
+        load_apvg,
+        piano_score,
+        reference_notes,
+        stage_scores,
+        transcribe_video,
+    )
 
     model = load_apvg(apvg).eval()
+    if model.generator.keys is None:
+        return {}
     v2r = load_video2roll(video2roll)
     r2m = load_roll2midi(roll2midi, v2r)
-    head = model.generator.keys
-    if head is None:
-        return {}
-    keys = (v2r.key_offset, v2r.key_offset + v2r.num_keys)
+    keys, fps = (v2r.key_offset, v2r.key_offset + v2r.num_keys), model.fps
     rows: dict[str, list[dict[str, Any]]] = {"key_head": [], "painted_truth": []}
     for folder in pieces:
         truth = np.load(folder / "roll.npy")
-        n = len(truth)
-        score = piano_score(folder / "notes.mid")
-        reference = [NoteEvent(x.pitch, x.start, x.end, x.velocity) for x in score.notes
-                     if x.start * model.fps < n and keys[0] <= x.pitch - 21 < keys[1]]  # fmt: skip
+        reference = reference_notes(piano_score(folder / "notes.mid"), keys, fps, len(truth))
         wave, _ = sf.read(folder / "audio.flac", dtype="float32")
         with torch.no_grad():
-            feats = frames_to_video_rate(model.frontend(torch.from_numpy(wave)[None]), n)
-            logits = head(feats.float())
-            onset = None if logits.onset is None else torch.sigmoid(logits.onset)
-            drawn = draw_keys(torch.sigmoid(logits.down), onset, model.key_threshold or 0.5)
-            rows["key_head"].append(stage_scores(reference, truth, drawn[0].numpy(),
-                                                 model.fps, keys))  # fmt: skip
-            first, size = model.reference_frame[None], model.image_size
-            rects = key_rects(model.locate_keys(first))
-            presses = render_presses(torch.from_numpy(truth).float()[None], rects, size)
-            change = presses - render_presses(model.reference_keys[None, None], rects, size)
-            frames = (first[:, None] + head.paint(change))[0].clamp(-1, 1)
-            video = torch.from_numpy(to_uint8(frames))
-        tensor = video.permute(0, 3, 1, 2)
-        box = v2r.box_for(tensor, "byte")
-        crops = torch.cat([v2r.crops(tensor[i : i + 64], box, value_range="byte")
-                           for i in range(0, n, 64)])  # fmt: skip
-        painted = transcribe(crops, v2r, r2m)["roll"]
-        rows["painted_truth"].append(stage_scores(reference, truth, painted, model.fps, keys))
+            feats = frames_to_video_rate(model.frontend(torch.from_numpy(wave)[None]), len(truth))
+            drawn = model.drawn_keys(feats)[1][0].numpy()  # binary with key_threshold
+            first = model.reference_frame[None]
+            painted = model.paint_keys(first, torch.from_numpy(truth)[None],
+                                       model.reference_keys[None])[0]  # fmt: skip
+        rows["key_head"].append(stage_scores(reference, truth, drawn, fps, keys))
+        read = transcribe_video(to_uint8(painted), v2r, r2m, "painted truth", say=lambda _: None)
+        rows["painted_truth"].append(stage_scores(reference, truth, read["roll"], fps, keys))
     return rows
 
 

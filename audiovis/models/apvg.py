@@ -27,6 +27,7 @@ from audiovis.music import LOWEST_PITCH, NUM_KEYS
 from audiovis.networks.coarse import CoarseVideoGeneratorNet
 from audiovis.networks.discriminators import AudioVideoDiscriminator
 from audiovis.networks.keyboard import (
+    KeyLogits,
     KeyPressNet,
     draw_keys,
     key_rects,
@@ -331,7 +332,9 @@ class APVG(GANModule):
             target.load_state_dict(part)
         except RuntimeError as err:
             first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
-            raise FileProblem(path, f"{component} weights do not fit this model ({first})") \
+            hint = "; key_head and key_onsets must be the checkpoint's" if component == "keys" \
+                else ""  # fmt: skip
+            raise FileProblem(path, f"{component} weights do not fit this model ({first}{hint})") \
                 from None  # fmt: skip
         if component in ("khp", "cvg"):
             for name in ("average_keypoints", "reference_keypoints", "reference_frame",
@@ -476,7 +479,9 @@ class APVG(GANModule):
 
         Returns:
             dict with ``keypoints`` (B, T, K, 2), ``heatmap`` (B, T, 1, H, W), ``coarse`` and
-            ``frames`` (B, T, 3, H, W) in [-1, 1], ``audio_feat`` (B, T, F) and ``state``.
+            ``frames`` (B, T, 3, H, W) in [-1, 1], ``audio_feat`` (B, T, F) and ``state``;
+            with the key-press head also ``key_logits`` (B, T, 88), ``presses`` (B, T, 2, H,
+            W) and, with ``key_onsets``, ``onset_logits`` (B, T, 88).
         """
         b = audio.shape[0]
         state = state or {}
@@ -516,15 +521,8 @@ class APVG(GANModule):
             keyboard = state.get("keyboard")
             if keyboard is None:
                 keyboard = self.locate_keys(first_frame)
-            logits = g.keys(context.float())  # (B, T + 2 margin, 88) each
+            logits, probs = self.drawn_keys(context)  # the strokes in the margins count too
             window = slice(margin, margin + num_frames)
-            # the head learns from the roll alone: the frame losses reach the paint and the
-            # STU, not the key logits (through them they pulled the head off the roll: its
-            # held-out frame F1 fell from 0.80 to 0.75 in a joint stage)
-            probs = torch.sigmoid(logits.down.detach())
-            if self.key_threshold is not None:  # the strokes in the margins count too
-                onset = None if logits.onset is None else torch.sigmoid(logits.onset.detach())
-                probs = draw_keys(probs, onset, self.key_threshold)
             key_logits, probs = logits.down[:, window], probs[:, window]
             presses = render_presses(probs, key_rects(keyboard), self.image_size)
             maps = torch.cat([heatmap, presses.to(heatmap.dtype)], 2)
@@ -597,6 +595,39 @@ class APVG(GANModule):
         else:
             pose = self.reference_keypoints
         return pose[..., :2].expand(batch, -1, -1)
+
+    def drawn_keys(self, audio_feat: Tensor) -> tuple[KeyLogits, Tensor]:
+        """The key-press head on audio features at video rate (B, T, F): its logits, and the
+        keys it draws (B, T, 88): down where the probability reaches ``key_threshold`` and
+        around the strokes (:func:`~audiovis.networks.keyboard.draw_keys`), or the
+        probabilities themselves without a threshold."""
+        keys = self.generator.keys
+        if keys is None:
+            raise AudiovisError("APVG.drawn_keys: this model has no key-press head "
+                                "(key_presses: false)")  # fmt: skip
+        logits = keys(audio_feat.float())
+        # the head learns from the roll alone: the frame losses reach the paint and the STU,
+        # not the key logits (through them they pulled the head off the roll: its held-out
+        # frame F1 fell from 0.80 to 0.75 in a joint stage)
+        probs = torch.sigmoid(logits.down.detach())
+        if self.key_threshold is not None:
+            onset = None if logits.onset is None else torch.sigmoid(logits.onset.detach())
+            probs = draw_keys(probs, onset, self.key_threshold)
+        return logits, probs
+
+    @torch.no_grad()
+    def paint_keys(self, frame: Tensor, keys: Tensor, frame_keys: Tensor) -> Tensor:
+        """A still frame (B, 3, H, W) with the keys ``keys`` (B, T, 88) down, as the key
+        paint draws them (no STU, no motion): the frame plus the paint of the press map's
+        change from ``frame_keys`` (B, 88), the keys the frame shows down. → (B, T, 3, H, W)."""
+        head = self.generator.keys
+        if head is None:
+            raise AudiovisError("APVG.paint_keys: this model has no key-press head "
+                                "(key_presses: false)")  # fmt: skip
+        rects = key_rects(self.locate_keys(frame))
+        presses = render_presses(keys.float(), rects, self.image_size)
+        change = presses - render_presses(frame_keys[:, None].float(), rects, self.image_size)
+        return (frame[:, None].float() + head.paint(change)).clamp(-1, 1)
 
     def _points(self, keypoints: Tensor) -> Tensor:
         """(B, T, K, 2) → (B, T, K, 3) with the joints the instrument's performers show."""

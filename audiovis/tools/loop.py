@@ -150,7 +150,50 @@ def stage_scores(
     }
 
 
+def reference_notes(score: Score, keys: tuple[int, int], fps: float,
+                    num_frames: int) -> list[NoteEvent]:  # fmt: skip
+    """The score's notes on the keys ``keys`` (offset, end; A0 = 0) that start within the
+    first ``num_frames`` frames: what the loop's rolls are scored against."""
+    from audiovis.music import NoteEvent
+
+    lo, hi = keys
+    return [NoteEvent(n.pitch, n.start, n.end, n.velocity) for n in score.notes
+            if lo <= n.pitch - PIANO_RANGE[0] < hi and n.start * fps < num_frames]  # fmt: skip
+
+
 # ----------------------------------------------------------------------------- generation
+
+
+def transcribe_video(
+    video: np.ndarray,
+    v2r: Video2Roll,
+    r2m: Roll2Midi,
+    what: str,
+    say: Callable[[str], None] = print,
+    quiet: bool = True,
+) -> dict[str, np.ndarray]:
+    """Audeo on a video (T, H, W, 3) uint8: Video2Roll on the keyboard's crops, then
+    Roll2Midi (:func:`audiovis.models.audeo.transcribe`'s rolls, plus ``video2roll``, the
+    Video2Roll probabilities thresholded). A video whose keyboard the model cannot locate is
+    cropped at the studio's keyboard box, and ``say`` tells so."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from audiovis.models.audeo import transcribe
+
+    say(f"transcribing the {what} with Video2Roll + Roll2Midi")
+    tensor = torch.from_numpy(video).permute(0, 3, 1, 2)
+    try:  # once per video (a model with keyboard_box "auto" locates the keyboard)
+        box = v2r.box_for(tensor, "byte")
+    except AudiovisError as err:
+        box = v2r.studio_box()
+        say(f"{err}: cropping the studio's keyboard box in the {what}")
+    crops = torch.cat([v2r.crops(tensor[i : i + 64], box, value_range="byte")
+                       for i in range(0, len(tensor), 64)])  # fmt: skip
+    with tqdm(total=len(crops), unit="frame", desc="Video2Roll", disable=quiet) as bar:
+        rolls = transcribe(crops, v2r, r2m, progress=bar.update)
+    rolls["video2roll"] = (rolls["probabilities"] >= v2r.threshold).astype(np.uint8)
+    return rolls
 
 
 def generate(
@@ -293,8 +336,7 @@ def run(
     from audiovis.data.studio.rigs.base import Look
     from audiovis.data.studio.rigs.piano import PianoRig
     from audiovis.media import to_uint8
-    from audiovis.models.audeo import render, transcribe
-    from audiovis.music import NoteEvent
+    from audiovis.models.audeo import render
 
     fps, sr = apvg.fps, apvg.sample_rate
     keys = (v2r.key_offset, v2r.key_offset + v2r.num_keys)
@@ -304,19 +346,7 @@ def run(
                                    bar.update))  # fmt: skip
 
     def audeo(video: np.ndarray, what: str) -> dict[str, np.ndarray]:
-        say(f"transcribing the {what} with Video2Roll + Roll2Midi")
-        tensor = torch.from_numpy(video).permute(0, 3, 1, 2)
-        try:  # once per video (a model with keyboard_box "auto" locates the keyboard)
-            box = v2r.box_for(tensor, "byte")
-        except AudiovisError as err:
-            box = v2r.studio_box()
-            say(f"{err}: cropping the studio's keyboard box in the {what}")
-        crops = torch.cat([v2r.crops(tensor[i : i + 64], box, value_range="byte")
-                           for i in range(0, len(tensor), 64)])  # fmt: skip
-        with tqdm(total=len(crops), unit="frame", desc="Video2Roll", disable=args.quiet) as bar:
-            rolls = transcribe(crops, v2r, r2m, progress=bar.update)
-        rolls["video2roll"] = (rolls["probabilities"] >= v2r.threshold).astype(np.uint8)
-        return rolls
+        return transcribe_video(video, v2r, r2m, what, say, args.quiet)
 
     loop = audeo(frames, "generated video")
     midi, recovered = render(loop["roll"], fps, sr, r2m.program, r2m.soundfont,
@@ -342,9 +372,8 @@ def run(
 
     lo, hi = keys
     truth = score.roll(fps, num_frames)
+    reference = reference_notes(score, keys, fps, num_frames)
     in_keys = [n for n in score.notes if lo <= n.pitch - PIANO_RANGE[0] < hi]
-    reference = [NoteEvent(n.pitch, n.start, n.end, n.velocity) for n in in_keys
-                 if n.start * fps < num_frames]  # fmt: skip
     report["reference"] = {
         "notes": len(reference),
         "notes_outside_keys": len(score.notes) - len(in_keys),

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from audiovis.audio import LogMel, frames_to_video_rate
-from audiovis.errors import AudiovisError
+from audiovis.errors import AudiovisError, FileProblem
 from audiovis.media import probe, write_audio
 from audiovis.models import APVG
 from audiovis.networks.keyboard import KeyLogits, key_rects
@@ -210,6 +210,41 @@ def test_a_loaded_key_head_reads_the_keys_as_loaded_while_its_paint_learns(
     model = tiny(key_presses=True, freeze_loaded_keys=True, stage="khp")
     model.configure_optimizers()
     assert all(p.requires_grad for p in model.generator.keys.parameters())  # type: ignore[union-attr]
+
+
+def test_a_key_head_of_another_kind_is_refused_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "plain_head.ckpt"
+    torch.save({"state_dict": tiny(key_presses=True).state_dict()}, path)
+    with pytest.raises(FileProblem, match="plain_head.ckpt.*key_onsets must be the checkpoint's"):
+        tiny(key_presses=True, key_onsets=True, init_from={"keys": str(path)})
+
+
+def test_paint_keys_draws_the_keys_down_on_a_still_frame_and_nothing_else() -> None:
+    torch.manual_seed(0)
+    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
+    model = APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
+                 stu_depth=3, w_perceptual=0.0, key_presses=True)  # fmt: skip
+    data = _piano_batch()
+    head = model.generator.keys
+    assert head is not None
+    with torch.no_grad():
+        head.colour.weight.fill_(-0.5)
+    frame, none = data["video"][:, 0], torch.zeros(2, 88)
+    still = model.paint_keys(frame, torch.zeros(2, 3, 88), none)
+    torch.testing.assert_close(still, frame[:, None].expand(-1, 3, -1, -1, -1))
+    keys = torch.zeros(2, 3, 88)
+    keys[:, 1, 39] = 1  # C4 down in the second frame
+    painted = model.paint_keys(frame, keys, none)
+    torch.testing.assert_close(painted[:, [0, 2]], still[:, [0, 2]])
+    x0, y0, x1, y1 = (key_rects(model.locate_keys(frame))[0, 39] * 64).tolist()
+    change = (painted - still)[0, 1].abs().sum(0)  # (H, W)
+    # the change lies on C4's key (its soft edges within a pixel around it)
+    inside = change[int(y0) - 1 : int(y1) + 2, int(x0) - 1 : int(x1) + 2].sum()
+    assert inside > 0.99 * change.sum() > 0
+    with pytest.raises(AudiovisError, match="no key-press head"):
+        tiny().paint_keys(frame, keys, none)
+    with pytest.raises(AudiovisError, match="no key-press head"):
+        tiny().drawn_keys(torch.zeros(2, 3, 32))
 
 
 def test_init_from_names_the_file_and_the_problem(tmp_path: Path) -> None:
