@@ -26,6 +26,14 @@ def tiny(**flags: Any) -> APVG:
                 stu_depth=3, w_perceptual=0.0, **flags)  # fmt: skip
 
 
+def piano(**flags: Any) -> APVG:
+    """A small APVG with a key-press head at 64 px, for the studio's piano clips."""
+    torch.manual_seed(0)
+    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
+    return APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
+                stu_depth=3, w_perceptual=0.0, key_presses=True, **flags)  # fmt: skip
+
+
 def batch(t: int = 4) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(1)
     kp = torch.rand(2, t, 67, 3, generator=g)
@@ -220,10 +228,7 @@ def test_a_key_head_of_another_kind_is_refused_naming_the_file(tmp_path: Path) -
 
 
 def test_paint_keys_draws_the_keys_down_on_a_still_frame_and_nothing_else() -> None:
-    torch.manual_seed(0)
-    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
-    model = APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
-                 stu_depth=3, w_perceptual=0.0, key_presses=True)  # fmt: skip
+    model = piano()
     data = _piano_batch()
     head = model.generator.keys
     assert head is not None
@@ -423,10 +428,7 @@ def _piano_batch(t: int = 6, size: int = 64) -> dict[str, torch.Tensor]:
 
 
 def test_key_presses_draw_the_predicted_keys_where_the_keyboard_is() -> None:
-    torch.manual_seed(0)
-    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
-    model = APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
-                 stu_depth=3, w_perceptual=0.0, key_presses=True)  # fmt: skip
+    model = piano()
     assert "roll" in model.streams and "roll" not in APVG.streams  # the data must load the roll
     data = _piano_batch()
     out = model._generate(data)
@@ -464,10 +466,7 @@ def test_key_presses_draw_the_predicted_keys_where_the_keyboard_is() -> None:
 
 
 def test_key_presses_paint_the_pressed_keys_onto_the_coarse_frame() -> None:
-    torch.manual_seed(0)
-    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
-    model = APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
-                 stu_depth=3, w_perceptual=0.0, key_presses=True)  # fmt: skip
+    model = piano()
     data = _piano_batch()
     keys = model.generator.keys
     assert keys is not None
@@ -505,16 +504,12 @@ def test_key_presses_paint_the_pressed_keys_onto_the_coarse_frame() -> None:
 
 
 def test_key_threshold_draws_an_unsure_key_fully_down() -> None:
-    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
     data = _piano_batch()
     changes = []
     # the head 70 % sure of the roll's keys and 20 % of the others, with and without the
     # threshold; and certain of every key
     for threshold, sure, unsure in ((None, 0.7, 0.2), (0.5, 0.7, 0.2), (None, 1.0, 0.0)):
-        torch.manual_seed(0)
-        model = APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
-                     stu_depth=3, w_perceptual=0.0, key_presses=True,
-                     key_threshold=threshold)  # fmt: skip
+        model = piano(key_threshold=threshold)
         keys = model.generator.keys
         assert keys is not None
         logits = torch.logit(torch.where(data["roll"] > 0, sure, unsure), eps=1e-6)
@@ -529,7 +524,7 @@ def test_key_threshold_draws_an_unsure_key_fully_down() -> None:
     x0, y0, x1, y1 = rects[52 - 21].round().long().tolist()  # E3, pressed in frames 4-5
     assert (hard - soft)[0, 4:, :, (y0 + y1) // 2, (x0 + x1) // 2].max() < -0.02  # darker
     with pytest.raises(AudiovisError, match="key_threshold"):
-        APVG(frontend, image_size=64, sample_rate=8000, key_presses=True, key_threshold=1.5)
+        piano(key_threshold=1.5)
 
 
 def test_key_loss_weighs_the_frames_where_a_key_changes() -> None:
@@ -567,15 +562,11 @@ def test_key_onsets_learn_the_strokes_and_draw_a_re_struck_key_up_before_it() ->
         tiny(key_presses=True, key_onsets=True, w_key_onsets=-1.0)
 
     # drawing: a head sure the key is down throughout, its stroke at frame 3
-    frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
     data = _piano_batch()
     data["roll"] = torch.zeros(2, 6, 88)
     drawn = []
     for onsets in (False, True):
-        torch.manual_seed(0)
-        model = APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
-                     stu_depth=3, w_perceptual=0.0, key_presses=True, key_threshold=0.5,
-                     key_onsets=onsets)  # fmt: skip
+        model = piano(key_threshold=0.5, key_onsets=onsets)
         keys = model.generator.keys
         assert keys is not None
         held = torch.full((2, 6, 88), -6.0)
