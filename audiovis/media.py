@@ -185,6 +185,29 @@ def resize_frame(frame: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=2.0))
 
 
+def read_image(path: str | os.PathLike[str], size: int | None = None,
+               what: str = "image") -> np.ndarray:  # fmt: skip
+    """An image file as (H, W, 3) uint8 RGB; with ``size``, one of another size than
+    ``size`` x ``size`` is an error (``what`` names the image in it).
+
+    Raises:
+        MediaError: missing, not a readable image, or of another size.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    _check_readable(path)
+    try:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError):
+        raise MediaError(path, "not a readable image") from None
+    if size is not None and rgb.shape[:2] != (size, size):
+        raise MediaError(path, f"{what} is {rgb.shape[1]}x{rgb.shape[0]}, the model "
+                         f"generates {size}x{size}; give a frame of that size")  # fmt: skip
+    return rgb
+
+
 def read_video(
     path: str | os.PathLike[str],
     fps: float | None = None,

@@ -128,9 +128,10 @@ def pooled(reports: list[dict[str, Any]], part: str, stage: str) -> dict[str, fl
     }
 
 
-def stage_bounds(apvg: Path, video2roll: Path, roll2midi: Path,
-                 pieces: list[Path]) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
-    """Per piece, the scores of the ``key_head`` and ``painted_truth`` stages (see above)."""
+def stage_bounds(apvg: Path, video2roll: Path, roll2midi: Path, pieces: list[Path],
+                 scenes: list[int | None]) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
+    """Per piece, the scores of the ``key_head`` stage, and per scene and piece (scene by
+    scene) those of ``painted_truth`` (see above)."""
     import numpy as np
     import soundfile as sf
     import torch
@@ -139,6 +140,7 @@ def stage_bounds(apvg: Path, video2roll: Path, roll2midi: Path,
     from audiovis.media import to_uint8
     from audiovis.models.audeo import load_roll2midi, load_video2roll
     from audiovis.tools.loop import (
+        first_frame,
         load_apvg,
         piano_score,
         reference_notes,
@@ -153,26 +155,33 @@ def stage_bounds(apvg: Path, video2roll: Path, roll2midi: Path,
     r2m = load_roll2midi(roll2midi, v2r)
     keys, fps = (v2r.key_offset, v2r.key_offset + v2r.num_keys), model.fps
     rows: dict[str, list[dict[str, Any]]] = {"key_head": [], "painted_truth": []}
-    for folder in pieces:
-        truth = np.load(folder / "roll.npy")
-        reference = reference_notes(piano_score(folder / "notes.mid"), keys, fps, len(truth))
-        wave, _ = sf.read(folder / "audio.flac", dtype="float32")
-        with torch.no_grad():
-            feats = frames_to_video_rate(model.frontend(torch.from_numpy(wave)[None]), len(truth))
-            drawn = model.drawn_keys(feats)[1][0].numpy()  # binary with key_threshold
-            first = model.reference_frame[None]
-            painted = model.paint_keys(first, torch.from_numpy(truth)[None],
-                                       model.reference_keys[None])[0]  # fmt: skip
-        rows["key_head"].append(stage_scores(reference, truth, drawn, fps, keys))
-        read = transcribe_video(to_uint8(painted), v2r, r2m, "painted truth", say=lambda _: None)
-        rows["painted_truth"].append(stage_scores(reference, truth, read["roll"], fps, keys))
+    for performer in scenes:
+        scene = first_frame(None if performer is None else "studio", performer, model)
+        first = model.reference_frame if scene["frame"] is None else scene["frame"]
+        first_keys = model.reference_keys if scene["keys"] is None else scene["keys"]
+        for folder in pieces:
+            truth = np.load(folder / "roll.npy")
+            reference = reference_notes(piano_score(folder / "notes.mid"), keys, fps, len(truth))
+            with torch.no_grad():
+                if performer == scenes[0]:
+                    wave, _ = sf.read(folder / "audio.flac", dtype="float32")
+                    feats = model.frontend(torch.from_numpy(wave)[None])
+                    feats = frames_to_video_rate(feats, len(truth))
+                    drawn = model.drawn_keys(feats)[1][0].numpy()  # binary with key_threshold
+                    rows["key_head"].append(stage_scores(reference, truth, drawn, fps, keys))
+                painted = model.paint_keys(first[None], torch.from_numpy(truth)[None],
+                                           first_keys[None])[0]  # fmt: skip
+            read = transcribe_video(to_uint8(painted), v2r, r2m, "painted truth",
+                                    say=lambda _: None)  # fmt: skip
+            rows["painted_truth"].append(stage_scores(reference, truth, read["roll"], fps, keys))
     return rows
 
 
 def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
-         tag: str = "") -> None:  # fmt: skip
+         tag: str = "", scenes: str = "reference") -> None:  # fmt: skip
     import torch
 
+    from audiovis.data.studio.rigs.base import NUM_PERFORMERS
     from audiovis.tools.loop import main as loop_main
 
     torch.set_num_threads(1)
@@ -182,22 +191,31 @@ def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
                              "train`; the Audeo checkpoints come from the zoo)")  # fmt: skip
     root = cache() / DATA
     pieces = held_out(root)
-    reports, wall, start = [], time.perf_counter(), time.process_time()
+    performers: list[int | None] = list(range(NUM_PERFORMERS)) if scenes == "studio" else [None]
+    reports: dict[str, dict[str, Any]] = {}  # "<scene>/<piece>" -> report
+    wall, start = time.perf_counter(), time.process_time()
     load_before = load()
-    for folder in pieces:
-        target = out / folder.name
-        status = loop_main(["--midi", str(folder / "notes.mid"), "--apvg", str(apvg),
-                            "--video2roll", str(video2roll), "--roll2midi", str(roll2midi),
-                            "--out", str(target), "--quiet"])  # fmt: skip
-        if status:
-            raise SystemExit(status)
-        reports.append(json.loads((target / "report.json").read_text()))
-    figures: dict[str, Any] = {"held_out_pieces": [p.name for p in pieces]}
+    for performer in performers:
+        scene = "reference" if performer is None else f"p{performer}"
+        for folder in pieces:
+            target = out / folder.name if performer is None else out / scene / folder.name
+            argv = ["--midi", str(folder / "notes.mid"), "--apvg", str(apvg),
+                    "--video2roll", str(video2roll), "--roll2midi", str(roll2midi),
+                    "--out", str(target), "--quiet"]  # fmt: skip
+            if performer is not None:
+                argv += ["--first-frame", "studio", "--performer", str(performer)]
+            status = loop_main(argv)
+            if status:
+                raise SystemExit(status)
+            reports[f"{scene}/{folder.name}"] = json.loads((target / "report.json").read_text())
+    every = list(reports.values())
+    figures: dict[str, Any] = {"held_out_pieces": [p.name for p in pieces],
+                               "scenes": sorted({k.split("/")[0] for k in reports})}  # fmt: skip
     for part in ("loop", "ceiling"):
-        figures[part] = {s: pooled(reports, part, s) for s in ("video2roll", "roll2midi")}
-    figures["generated_keys_by_pixels"] = pooled(reports, "apvg", "keys_by_pixels")
-    figures["ground_truth_roll"] = pooled(reports, "reference", "roll")
-    bounds = stage_bounds(apvg, video2roll, roll2midi, pieces)
+        figures[part] = {s: pooled(every, part, s) for s in ("video2roll", "roll2midi")}
+    figures["generated_keys_by_pixels"] = pooled(every, "apvg", "keys_by_pixels")
+    figures["ground_truth_roll"] = pooled(every, "reference", "roll")
+    bounds = stage_bounds(apvg, video2roll, roll2midi, pieces, performers)
     for stage, rows in bounds.items():
         figures[stage] = pooled([{"s": {"s": row}} for row in rows], "s", "s")
     loop_f1 = figures["loop"]["roll2midi"]["onset_f1"]
@@ -207,16 +225,28 @@ def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
         "within_0.1_of_ceiling": ceiling_f1 - loop_f1 <= 0.1,
         "gap_to_ceiling": round(ceiling_f1 - loop_f1, 4),
     }
-    figures["per_piece"] = {}
-    for i, (folder, report) in enumerate(zip(pieces, reports, strict=True)):
+    painted = iter(bounds.get("painted_truth", []))
+    figures["per_scene"], figures["per_piece"] = {}, {}
+    for i, (name, report) in enumerate(reports.items()):
         stages = {"apvg_keys_by_pixels": report["apvg"]["keys_by_pixels"]}
-        stages.update({stage: rows[i] for stage, rows in bounds.items()})
+        if bounds:
+            stages["key_head"] = bounds["key_head"][i % len(pieces)]
+            stages["painted_truth"] = next(painted)
         for part in ("loop", "ceiling"):
             stages.update({f"{part}_{s}": report[part][s] for s in ("video2roll", "roll2midi")})
-        figures["per_piece"][folder.name] = {
-            name: {k: v[k] for k in ("onset_precision", "onset_recall", "onset_f1", "frame_f1")}
-            for name, v in stages.items()
+        figures["per_piece"][name if len(performers) > 1 else name.split("/")[1]] = {
+            stage: {k: v[k] for k in ("onset_precision", "onset_recall", "onset_f1", "frame_f1")}
+            for stage, v in stages.items()
         }
+    if len(performers) > 1:
+        for scene in figures["scenes"]:
+            mine = [r for k, r in reports.items() if k.startswith(f"{scene}/")]
+            figures["per_scene"][scene] = {
+                "loop": pooled(mine, "loop", "roll2midi"),
+                "ceiling": pooled(mine, "ceiling", "roll2midi"),
+            }
+    else:
+        del figures["per_scene"]
     figures["cpu_seconds"] = round(time.process_time() - start, 1)
     figures["wall_seconds"] = round(time.perf_counter() - wall, 1)
     figures["load_average"] = {"before": load_before, "after": load()}
@@ -231,6 +261,10 @@ def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
         if final
         else "DEVELOPMENT ONLY: not the zoo's Audeo checkpoints",
         "apvg_config": "experiments/apvg.yaml + experiments/apvg_piano.yaml",
+        "scenes": "each studio performer's empty keyboard as APVG's first frame, the ceiling "
+        "in the same performer's look"
+        if scenes == "studio"
+        else "APVG's reference frame; the ceiling in the studio performer of its framing",
         "note_onset_tolerance_s": 0.05,
         "threads": 1,
         "shared_machine": SHARED,
@@ -262,6 +296,10 @@ def main() -> None:
     lp.add_argument("--roll2midi", type=Path, help="default <cache>/zoo/audeo_roll2midi.ckpt")
     lp.add_argument("--out", type=Path, help="outputs (default <cache>/bench-loop/outputs)")
     lp.add_argument("--tag", default="", help="suffix of the results file (a variant's name)")
+    lp.add_argument("--scenes", choices=("reference", "studio"), default="reference",
+                    help="reference: APVG plays in its reference frame (the ceiling in the "
+                    "studio look of its framing); studio: in each of the studio performers' "
+                    "empty keyboards in turn, the ceiling in the same look")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     base = cache() / "bench-loop"
@@ -286,7 +324,7 @@ def main() -> None:
         r2m = args.roll2midi or zoo / "audeo_roll2midi.ckpt"
         final = v2r == zoo / "audeo_video2roll.ckpt" and r2m == zoo / "audeo_roll2midi.ckpt"
         apvg = args.apvg or base / "apvg_piano" / "checkpoints" / "last.ckpt"
-        loop(apvg, v2r, r2m, args.out or base / "outputs", final, args.tag)
+        loop(apvg, v2r, r2m, args.out or base / "outputs", final, args.tag, args.scenes)
     else:
         parser.print_help()
 

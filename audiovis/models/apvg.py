@@ -833,10 +833,13 @@ class APVG(GANModule):
         self._evaluate(batch, "test")
 
     def generate(self, audio: Tensor, window: int = 16, margin: int = 8,
-                 progress: Callable[[int], None] | None = None) -> dict[str, Tensor]:  # fmt: skip
+                 progress: Callable[[int], None] | None = None, first_frame: Tensor | None = None,
+                 first_keys: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
         """Frames for a whole waveform (S,), window by window with the state carried, each
         window's features computed with ``margin`` frames of the music around it (silence
-        beyond the piece); ``progress`` is told the frames of each window as it is done."""
+        beyond the piece); ``progress`` is told the frames of each window as it is done.
+        ``first_frame`` (3, H, W) in [-1, 1] is the scene to perform in (default the reference
+        frame) and ``first_keys`` (88,) the piano keys down in it (see :meth:`forward`)."""
         if window < 1 or margin < 0:
             raise AudiovisError(f"APVG.generate: window {window} (>= 1 frame) and margin "
                                 f"{margin} (>= 0 frames)")  # fmt: skip
@@ -849,7 +852,12 @@ class APVG(GANModule):
             t = min(window, total - start)
             begin = round(start * per_frame)  # in ``padded``: margin frames before the window
             chunk = padded[begin : begin + round((t + 2 * margin) * per_frame)]
-            out = self(chunk[None], t, state=state, margin=margin)
+            if state is None and first_frame is not None:
+                keys = None if first_keys is None else first_keys[None]
+                out = self(chunk[None], t, first_frame=first_frame[None], first_keys=keys,
+                           margin=margin)  # fmt: skip
+            else:
+                out = self(chunk[None], t, state=state, margin=margin)
             state = out["state"]
             frames.append(out["frames"][0])
             keypoints.append(out["keypoints"][0])

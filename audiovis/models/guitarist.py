@@ -885,22 +885,9 @@ def load_audio(path: str | Path, sample_rate: int, fps: float, min_frames: int) 
 def load_reference_image(path: str | Path, size: int) -> Tensor:
     """A reference frame from an image file: (3, size, size) in [-1, 1]; another size is an
     error (the reference's keypoints and mask are in its own frame)."""
-    from PIL import Image, UnidentifiedImageError
+    from audiovis.media import read_image
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileProblem(path, "no such image")
-    try:
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError):
-        raise FileProblem(path, "not a readable image") from None
-    if rgb.shape[:2] != (size, size):
-        raise FileProblem(
-            path,
-            f"reference image is {rgb.shape[1]}x{rgb.shape[0]}, the model generates "
-            f"{size}x{size}; give a frame of that size",
-        )
+    rgb = read_image(path, size, "reference image")
     return torch.from_numpy(rgb.copy()).permute(2, 0, 1).float() / 127.5 - 1
 
 

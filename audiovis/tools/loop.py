@@ -202,31 +202,77 @@ def generate(
     window: int,
     context: int = 8,
     progress: Callable[[int], None] | None = None,
+    scene: dict[str, Any] | None = None,
 ) -> Tensor:
     """Frames (T, 3, H, W) in [-1, 1] for a waveform (S,): :meth:`APVG.generate`, window by
-    window with the state carried and ``context`` frames of music around each window."""
+    window with the state carried and ``context`` frames of music around each window, in
+    the ``scene`` of :func:`first_frame` (default the reference frame)."""
     import torch
 
+    scene = scene or {}
     with torch.no_grad():
-        return model.generate(audio, window, context, progress)["frames"].float()
+        out = model.generate(audio, window, context, progress, scene.get("frame"),
+                             scene.get("keys"))  # fmt: skip
+    return out["frames"].float()
 
 
-def nearest_look(model: APVG) -> int:
-    """The studio performer whose empty keyboard looks most like APVG's first frame (the
-    framing of the keyboard differs between performers)."""
-    from audiovis.data.studio.rigs.base import NUM_PERFORMERS, Look
+def studio_scene(performer: int, size: int, fps: float) -> np.ndarray:
+    """(H, W, 3) uint8: the studio performer's empty keyboard, every key up and the hands at
+    rest (the scene of that performer's videos, no note of any piece in it)."""
+    from audiovis.data.studio.rigs.base import Look
     from audiovis.data.studio.rigs.piano import PianoRig
     from audiovis.data.studio.score import Score
-    from audiovis.media import to_uint8
 
-    first = to_uint8(model.reference_frame[None])[0].astype(np.float32)
     empty = Score(name="empty", notes=[], beats=np.zeros(1))
-    errors = []
-    for index in range(NUM_PERFORMERS):
-        take = PianoRig().render(empty, np.zeros(1), Look.performer_look(index),
-                                 model.image_size, model.fps, 1)  # fmt: skip
-        errors.append(float(np.abs(take.frames[0].astype(np.float32) - first).mean()))
+    take = PianoRig().render(empty, np.zeros(1), Look.performer_look(performer), size, fps, 1)
+    return take.frames[0]
+
+
+def nearest_look(frame: np.ndarray, fps: float) -> int:
+    """The studio performer whose empty keyboard looks most like ``frame`` (H, W, 3) uint8
+    (the framing of the keyboard differs between performers)."""
+    from audiovis.data.studio.rigs.base import NUM_PERFORMERS
+
+    errors = [float(np.abs(studio_scene(i, frame.shape[0], fps).astype(np.float32)
+                           - frame.astype(np.float32)).mean())
+              for i in range(NUM_PERFORMERS)]  # fmt: skip
     return int(np.argmin(errors))
+
+
+def first_frame(spec: str | None, performer: int | None, model: APVG) -> dict[str, Any]:
+    """The scene APVG performs in, from ``--first-frame``: ``None`` (the model's reference
+    frame), ``"studio"`` (the studio performer's empty keyboard; ``performer`` or the one
+    nearest the reference frame) or an image file of the model's size. Returns ``frame``
+    (3, H, W) in [-1, 1] or ``None`` for the reference, ``keys`` (88,) down in it or
+    ``None`` (unknown: the key-press head decides), ``performer`` (the studio look the
+    ceiling and the pixel probe use) and ``name`` for the report."""
+    import torch
+
+    from audiovis.media import read_image, to_uint8
+
+    size, fps = model.image_size, model.fps
+    if spec is None:
+        image = to_uint8(model.reference_frame[None])[0]
+        look = nearest_look(image, fps) if performer is None else performer
+        return {"frame": None, "keys": None, "performer": look, "name": "reference frame"}
+    if spec == "studio":
+        if performer is None:
+            performer = nearest_look(to_uint8(model.reference_frame[None])[0], fps)
+        image = studio_scene(performer, size, fps)
+        name = f"studio performer p{performer} (empty keyboard)"
+        keys: Tensor | None = torch.zeros_like(model.reference_keys)
+    else:
+        image = read_image(spec, size, "--first-frame")
+        name, keys = spec, None
+    frame = torch.from_numpy(image.copy()).permute(2, 0, 1).float() / 127.5 - 1
+    if model.generator.keys is not None:
+        try:
+            model.locate_keys(frame[None])
+        except AudiovisError as err:
+            raise FileProblem(Path(spec), f"shows no piano keyboard APVG can play ({err})"
+                              ) from None  # fmt: skip
+    look = nearest_look(image, fps) if performer is None else performer
+    return {"frame": frame, "keys": keys, "performer": look, "name": name}
 
 
 # ---------------------------------------------------------------------------------- main
@@ -248,6 +294,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=int, default=16, help="frames generated per window (16)")
     p.add_argument("--context", type=int, default=8, help="frames of music each window hears "
                    "on each side (8; 0: the window's own audio alone)")  # fmt: skip
+    p.add_argument(
+        "--first-frame",
+        metavar="IMAGE|studio",
+        help="the scene APVG plays in: an image of a keyboard from above at the "
+        "model's size, or `studio`: the studio performer's empty keyboard (see "
+        "--performer), the ceiling's own scene; default the model's reference "
+        "frame (the first frame of its training videos)",
+    )
     p.add_argument("--performer", type=int, help="studio performer of the ceiling's video (0..3; "
                    "default: the one whose keyboard framing APVG's first frame has)")  # fmt: skip
     p.add_argument("--no-ceiling", action="store_true", help="skip the ceiling's transcription")
@@ -285,6 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                           f"generates {apvg.fps:g} fps")  # fmt: skip
     if args.performer is not None and not 0 <= args.performer <= 3:
         raise AudiovisError(f"--performer must be a studio performer 0..3, got {args.performer}")
+    scene = first_frame(args.first_frame, args.performer, apvg)
     fps, sr = apvg.fps, apvg.sample_rate
     score = piano_score(Path(args.midi)) if args.midi else None
     if args.audio:
@@ -306,7 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     num_frames = int(len(wave) * fps / sr)
     wave = wave[: int(round(num_frames * sr / fps))]
 
-    report, arrays, files = run(args, apvg, v2r, r2m, score, wave, num_frames, say)
+    report, arrays, files = run(args, apvg, v2r, r2m, score, wave, num_frames, scene, say)
     write_outputs(Path(args.out), report, arrays, files, say)
     loop, ceiling = report.get("loop", {}), report.get("ceiling") or {}
     if loop.get("roll2midi"):
@@ -327,9 +382,11 @@ def run(
     score: Score | None,
     wave: np.ndarray,
     num_frames: int,
+    scene: dict[str, Any],
     say: Callable[[str], None],
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
-    """The long work: generate, transcribe, synthesise, score. Nothing is written here."""
+    """The long work: generate (in the ``scene`` of :func:`first_frame`), transcribe,
+    synthesise, score. Nothing is written here."""
     import torch
     from tqdm.auto import tqdm
 
@@ -340,10 +397,13 @@ def run(
 
     fps, sr = apvg.fps, apvg.sample_rate
     keys = (v2r.key_offset, v2r.key_offset + v2r.num_keys)
-    say(f"generating {num_frames} frames ({num_frames / fps:.1f} s) with APVG")
+    say(
+        f"generating {num_frames} frames ({num_frames / fps:.1f} s) with APVG in the "
+        f"{scene['name']}"
+    )
     with tqdm(total=num_frames, unit="frame", desc="APVG", disable=args.quiet) as bar:
         frames = to_uint8(generate(apvg, torch.from_numpy(wave).float(), args.window, args.context,
-                                   bar.update))  # fmt: skip
+                                   bar.update, scene))  # fmt: skip
 
     def audeo(video: np.ndarray, what: str) -> dict[str, np.ndarray]:
         return transcribe_video(video, v2r, r2m, what, say, args.quiet)
@@ -358,6 +418,7 @@ def run(
                         "roll2midi": args.roll2midi},
         "settings": {"fps": fps, "sample_rate": sr, "image_size": apvg.image_size,
                      "window": args.window, "context": args.context, "keys": list(keys),
+                     "scene": scene["name"],
                      "video2roll_threshold": v2r.threshold,
                      "roll2midi_threshold": r2m.threshold,
                      "note_onset_tolerance_s": ONSET_TOLERANCE},
@@ -382,7 +443,7 @@ def run(
     }
     stages = (("video2roll", "video2roll"), ("roll2midi", "roll"))
     report["loop"] = {s: stage_scores(reference, truth, loop[k], fps, keys) for s, k in stages}
-    performer = args.performer if args.performer is not None else nearest_look(apvg)
+    performer = scene["performer"]
     look = Look.performer_look(performer)
     drawn = PianoRig().pressed_from_pixels(frames, look).astype(np.uint8)
     report["apvg"] = {

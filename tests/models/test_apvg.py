@@ -659,3 +659,23 @@ def test_pitch_key_head_needs_a_semitone_cqt() -> None:
     with pytest.raises(AudiovisError, match="fmin on a semitone"):
         APVG(CQT(16000, hop_length=256, n_bins=84, fmin=34.0), image_size=32,
              key_presses=True, key_head="pitch", w_perceptual=0.0)  # fmt: skip
+
+
+def test_generate_plays_in_the_scene_it_is_given() -> None:
+    model = piano().eval()
+    data = _piano_batch()
+    audio = torch.randn(8000) * 0.1  # 25 frames: two windows, the state carried between them
+    scene, other = data["video"][0, 0], data["video"][1, 0]  # performers 0 and 1's keyboards
+    model.reference_frame.copy_(scene)
+    model.reference_keys.copy_(data["roll"][0, 0])
+    runs = []
+    for first, keys in ((None, None), (scene, data["roll"][0, 0]), (other, None)):
+        torch.manual_seed(7)  # the same noise z
+        with torch.no_grad():
+            runs.append(model.generate(audio, first_frame=first, first_keys=keys)["frames"])
+    default, given, elsewhere = runs
+    assert default.shape == (25, 3, 64, 64)
+    # the reference frame given explicitly is the default; another scene changes every window
+    torch.testing.assert_close(given, default)
+    change = (elsewhere - default).abs().flatten(1).mean(1)
+    assert (change > 0.01).all()

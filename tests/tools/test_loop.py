@@ -23,12 +23,12 @@ SR = 8000
 MEL = {"sample_rate": SR, "n_fft": 256, "hop_length": 80, "n_mels": 32}
 
 
-def save_apvg(path: Path) -> Path:
+def save_apvg(path: Path, **flags: Any) -> Path:
     """A tiny untrained APVG checkpoint at 64 px, as LightningCLI writes it (with the
     front-end's settings that APVG adds when it is saved)."""
     torch.manual_seed(0)
     model = APVG(LogMel(**MEL), image_size=64, sample_rate=SR, cvg_channels=8, stu_base=8,
-                 stu_depth=3, w_perceptual=0.0)  # fmt: skip
+                 stu_depth=3, w_perceptual=0.0, **flags)  # fmt: skip
     hparams = {**model.hparams, "_class_path": "audiovis.models.apvg.APVG"}
     ckpt = {"state_dict": model.state_dict(), "hyper_parameters": hparams}
     model.on_save_checkpoint(ckpt)
@@ -152,6 +152,33 @@ def test_audio_input_without_midi_writes_outputs_unscored(
     assert probe(out / "generated.mp4")["video"]["frames"] == 25
 
 
+def test_first_frame_sets_the_scene_and_the_ceiling_s_look(
+    kit: dict[str, Path], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    from audiovis.tools.loop import studio_scene
+
+    apvg = save_apvg(tmp_path / "keys.ckpt", key_presses=True)
+    reports, videos = {}, {}
+    image_scene = ["--first-frame", str(tmp_path / "p3.png"), "--no-ceiling"]
+    for name, scene in (("studio", ["--first-frame", "studio", "--performer", "2"]),
+                        ("image", image_scene)):  # fmt: skip
+        Image.fromarray(studio_scene(3, 64, 25.0)).save(tmp_path / "p3.png")
+        out = tmp_path / name
+        with torch.random.fork_rng():
+            argv = [*args(kit, out, apvg=apvg), "--midi", str(kit["midi"]), *scene]
+            assert main(argv) == 0
+        reports[name] = json.loads((out / "report.json").read_text())
+        videos[name] = out / "generated.mp4"
+    studio, image = reports["studio"], reports["image"]
+    assert studio["settings"]["scene"] == "studio performer p2 (empty keyboard)"
+    assert studio["apvg"]["performer_framing"] == 2  # the ceiling and the probe in p2's look
+    # an image of performer 3's keyboard: the ceiling and the pixel probe take p3's look
+    assert image["settings"]["scene"].endswith("p3.png")
+    assert image["apvg"]["performer_framing"] == 3
+
+
 def _error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
@@ -185,6 +212,21 @@ def test_bad_inputs_give_one_error_before_any_work_and_no_outputs(
     err = _error([*base, "--midi", str(tmp_path / "missing.mid")], capsys)
     assert "missing.mid" in err and "no such file" in err
     assert "--midi" in _error(base, capsys)
+    err = _error([*base, *midi, "--first-frame", str(tmp_path / "none.png")], capsys)
+    assert "none.png" in err and "no such file" in err
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(tmp_path / "small.png")
+    err = _error([*base, *midi, "--first-frame", str(tmp_path / "small.png")], capsys)
+    assert "small.png" in err and "is 32x32, the model generates 64x64" in err
+    (tmp_path / "text.png").write_text("not an image")
+    err = _error([*base, *midi, "--first-frame", str(tmp_path / "text.png")], capsys)
+    assert "text.png" in err and "not a readable image" in err
+    Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(tmp_path / "grey.png")
+    keys = save_apvg(tmp_path / "keys.ckpt", key_presses=True)
+    err = _error([*args(kit, out, apvg=keys), *midi, "--first-frame", str(tmp_path / "grey.png")],
+                 capsys)  # fmt: skip
+    assert "grey.png" in err and "shows no piano keyboard" in err
     taken = tmp_path / "taken"
     taken.write_text("a file, not a folder")
     err = _error([*args(kit, taken), *midi], capsys)
