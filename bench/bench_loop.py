@@ -131,7 +131,8 @@ def pooled(reports: list[dict[str, Any]], part: str, stage: str) -> dict[str, fl
 def stage_bounds(apvg: Path, video2roll: Path, roll2midi: Path, pieces: list[Path],
                  scenes: list[int | None]) -> dict[str, list[dict[str, Any]]]:  # fmt: skip
     """Per piece, the scores of the ``key_head`` stage, and per scene and piece (scene by
-    scene) those of ``painted_truth`` (see above)."""
+    scene) those of ``painted_truth`` and, in the studio's scenes, ``still_hands_truth`` (see
+    above)."""
     import numpy as np
     import soundfile as sf
     import torch
@@ -155,6 +156,8 @@ def stage_bounds(apvg: Path, video2roll: Path, roll2midi: Path, pieces: list[Pat
     r2m = load_roll2midi(roll2midi, v2r)
     keys, fps = (v2r.key_offset, v2r.key_offset + v2r.num_keys), model.fps
     rows: dict[str, list[dict[str, Any]]] = {"key_head": [], "painted_truth": []}
+    if scenes[0] is not None:
+        rows["still_hands_truth"] = []
     for performer in scenes:
         scene = first_frame(None if performer is None else "studio", performer, model)
         first = model.reference_frame if scene["frame"] is None else scene["frame"]
@@ -174,7 +177,34 @@ def stage_bounds(apvg: Path, video2roll: Path, roll2midi: Path, pieces: list[Pat
             read = transcribe_video(to_uint8(painted), v2r, r2m, "painted truth",
                                     say=lambda _: None)  # fmt: skip
             rows["painted_truth"].append(stage_scores(reference, truth, read["roll"], fps, keys))
+            if performer is not None:
+                still = still_hands(folder, performer, model.image_size, fps, len(truth))
+                read = transcribe_video(still, v2r, r2m, "still hands", say=lambda _: None)
+                rows["still_hands_truth"].append(
+                    stage_scores(reference, truth, read["roll"], fps, keys)
+                )
     return rows
+
+
+def still_hands(folder: Path, performer: int, size: int, fps: float, num_frames: int) -> Any:
+    """(T, H, W, 3) uint8: the studio's own keys of the piece, every pixel as the studio draws
+    it, with the performer's hands held at rest (as on the empty keyboard) instead of playing."""
+    import numpy as np
+
+    from audiovis.data.studio.rigs.base import Look
+    from audiovis.data.studio.rigs.piano import PianoRig
+    from audiovis.data.studio.score import Score
+    from audiovis.tools.loop import piano_score
+
+    look, rig = Look.performer_look(performer), PianoRig()
+    score = piano_score(folder / "notes.mid")
+    frames = rig.render(score, np.zeros(num_frames), look, size, fps, num_frames,
+                        hands=False).frames  # fmt: skip
+    rest = rig.render(Score(name="empty", notes=[], beats=np.zeros(1)), np.zeros(1), look, size,
+                      fps, 1)  # fmt: skip
+    hands = rest.mask[0] > 0
+    frames[:, hands] = rest.frames[0][hands]
+    return frames
 
 
 def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
@@ -225,13 +255,14 @@ def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
         "within_0.1_of_ceiling": ceiling_f1 - loop_f1 <= 0.1,
         "gap_to_ceiling": round(ceiling_f1 - loop_f1, 4),
     }
-    painted = iter(bounds.get("painted_truth", []))
     figures["per_scene"], figures["per_piece"] = {}, {}
     for i, (name, report) in enumerate(reports.items()):
         stages = {"apvg_keys_by_pixels": report["apvg"]["keys_by_pixels"]}
         if bounds:
             stages["key_head"] = bounds["key_head"][i % len(pieces)]
-            stages["painted_truth"] = next(painted)
+            for stage in ("painted_truth", "still_hands_truth"):
+                if stage in bounds:
+                    stages[stage] = bounds[stage][i]
         for part in ("loop", "ceiling"):
             stages.update({f"{part}_{s}": report[part][s] for s in ("video2roll", "roll2midi")})
         figures["per_piece"][name if len(performers) > 1 else name.split("/")[1]] = {
@@ -239,12 +270,17 @@ def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
             for stage, v in stages.items()
         }
     if len(performers) > 1:
-        for scene in figures["scenes"]:
+        n = len(pieces)
+        for j, scene in enumerate(figures["scenes"]):
             mine = [r for k, r in reports.items() if k.startswith(f"{scene}/")]
             figures["per_scene"][scene] = {
                 "loop": pooled(mine, "loop", "roll2midi"),
                 "ceiling": pooled(mine, "ceiling", "roll2midi"),
             }
+            for stage in ("painted_truth", "still_hands_truth"):
+                if stage in bounds:
+                    part = [{"s": {"s": row}} for row in bounds[stage][j * n : (j + 1) * n]]
+                    figures["per_scene"][scene][stage] = pooled(part, "s", "s")
     else:
         del figures["per_scene"]
     figures["cpu_seconds"] = round(time.process_time() - start, 1)

@@ -268,3 +268,20 @@ def test_one_handed_score_and_empty_take() -> None:
     empty = RIG.render(score, np.zeros(0), LOOK, 64, FPS, 0)
     assert empty.frames.shape == (0, 64, 64, 3) and empty.mask.shape == (0, 64, 64)
     assert empty.keypoints is not None and empty.keypoints.shape == (0, NUM_KEYPOINTS, 3)
+
+
+def test_keyboard_alone_without_the_hands(take128: Take) -> None:
+    bare = PianoRig().render(SCORE, np.zeros(NUM_FRAMES), LOOK, 128, FPS, NUM_FRAMES, hands=False)
+    assert not bare.mask.any()
+    np.testing.assert_array_equal(bare.keypoints, take128.keypoints)  # the hands that would play
+    # every pixel the hands covered shows the keyboard again; a pixel further than one from
+    # them (past the hands' antialiased edge) is the drawn take's
+    from scipy import ndimage
+
+    changed = (bare.frames != take128.frames).any(-1)
+    assert changed[take128.mask > 0].all()
+    near = np.stack([ndimage.binary_dilation(m, iterations=1) for m in take128.mask])
+    assert not changed[~near].any()
+    # the keys still read back exactly, now without a hand in the way
+    roll = PianoRig().pressed_from_pixels(bare.frames, LOOK)
+    np.testing.assert_array_equal(roll, SCORE.roll(FPS, NUM_FRAMES))

@@ -525,6 +525,7 @@ class PianoRig:
         fps: float,
         num_frames: int,
         style: str = "none",
+        hands: bool = True,
     ) -> Take:
         """Render the performance.
 
@@ -536,6 +537,8 @@ class PianoRig:
             fps: frame rate; frame t shows time t / fps.
             num_frames: frames to draw.
             style: unused.
+            hands: draw the hands; ``False``: the keyboard alone (the keypoints are those
+                of the hands that would play, the mask is empty).
 
         Returns:
             frames (T, S, S, 3) uint8, mask (T, S, S) uint8 of the hands and arms, keypoints
@@ -594,7 +597,8 @@ class PianoRig:
             keypoints[:, wrist] = keypoints[:, offset]
 
         mask = np.zeros((t_count, size, size), np.uint8)
-        self._draw_hands(frames, mask, hand_l, hand_r, press_l, press_r, lay, look)
+        if hands:
+            self._draw_hands(frames, mask, hand_l, hand_r, press_l, press_r, lay, look)
         return Take(frames=frames, mask=mask, keypoints=keypoints)
 
     @staticmethod
