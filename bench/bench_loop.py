@@ -3,6 +3,7 @@ held-out studio piano pieces, against Audeo on the studio's own rendering (the c
 
     python -m bench.bench_loop train [--budget 1100] [--khp-budget 250]   # APVG, CPU budget
     python -m bench.bench_loop loop [--apvg CKPT] [--video2roll CKPT] [--roll2midi CKPT]
+                                    [--scenes studio|reference]
 
 1. Data: the Audeo benchmark's piano studio set (``bench-audeo-piano-4min`` in the user cache,
    built by ``bench/bench_audeo.py``): 10 train pieces, one val and one test piece. Neither
@@ -21,8 +22,18 @@ held-out studio piano pieces, against Audeo on the studio's own rendering (the c
    (APVG's own accuracy, without Audeo). Two more stages split the loss between the parts:
    ``key_head`` (the keys APVG's key-press head decides from the whole piece's audio, as it
    draws them: what a perfect renderer could show) and ``painted_truth`` (Audeo + Roll2Midi
-   on APVG's reference frame with the *true* roll painted by APVG's key paint: a perfect
+   on APVG's first frame with the *true* roll painted by APVG's key paint: a perfect
    key head with the hands held still, what the renderer and Audeo's reading of it allow).
+4. Scenes: each piece is played in each studio performer's scene in turn (their empty
+   keyboard as APVG's first frame, ``audiovis loop --first-frame studio --performer N``),
+   the ceiling in the same look, so loop and ceiling differ in nothing but who drew the
+   video; figures are pooled over scenes and pieces, and given per scene. With ``--scenes
+   reference`` APVG plays in its reference frame (a frame of its training videos) and the
+   ceiling is the studio's video in the performer look of that framing (the figures before
+   the scenes existed). One more stage in the studio's scenes: ``still_hands_truth``, Audeo
+   on the studio's own pixel-exact keys of the piece with the performer's hands held at rest
+   (as on the empty keyboard): how much of what Audeo reads comes from hands that move to
+   the keys.
 """
 
 from __future__ import annotations
@@ -208,7 +219,7 @@ def still_hands(folder: Path, performer: int, size: int, fps: float, num_frames:
 
 
 def loop(apvg: Path, video2roll: Path, roll2midi: Path, out: Path, final: bool,
-         tag: str = "", scenes: str = "reference") -> None:  # fmt: skip
+         tag: str = "", scenes: str = "studio") -> None:  # fmt: skip
     import torch
 
     from audiovis.data.studio.rigs.base import NUM_PERFORMERS
@@ -332,10 +343,10 @@ def main() -> None:
     lp.add_argument("--roll2midi", type=Path, help="default <cache>/zoo/audeo_roll2midi.ckpt")
     lp.add_argument("--out", type=Path, help="outputs (default <cache>/bench-loop/outputs)")
     lp.add_argument("--tag", default="", help="suffix of the results file (a variant's name)")
-    lp.add_argument("--scenes", choices=("reference", "studio"), default="reference",
-                    help="reference: APVG plays in its reference frame (the ceiling in the "
-                    "studio look of its framing); studio: in each of the studio performers' "
-                    "empty keyboards in turn, the ceiling in the same look")  # fmt: skip
+    lp.add_argument("--scenes", choices=("studio", "reference"), default="studio",
+                    help="studio (default): APVG plays in each studio performer's empty "
+                    "keyboard in turn, the ceiling in the same look; reference: in its reference "
+                    "frame (the ceiling in the studio look of its framing)")  # fmt: skip
     args = parser.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     base = cache() / "bench-loop"

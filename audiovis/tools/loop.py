@@ -4,6 +4,7 @@ Audeo (Video2Roll, Roll2Midi) → music, scored against the input notes.
     audiovis loop --midi piece.mid --apvg apvg.ckpt --video2roll v2r.ckpt \\
         --roll2midi r2m.ckpt --out loop/
     audiovis loop --audio piece.wav [--midi piece.mid] --apvg ... --out loop/
+    audiovis loop --midi piece.mid --first-frame studio --performer 2 --apvg ... --out loop/
 
 A MIDI input is rendered to audio as the studio renders its pieces (FluidSynth, loudness
 normalised), and is the reference the scores compare with. An audio input is used as it is;
@@ -11,7 +12,10 @@ with ``--midi`` as well, that MIDI is the reference, and without it no scores ar
 
 With a reference, the studio also renders its own top-down video of the same notes (the
 ground truth APVG learns to imitate) and the same Audeo transcribes it: that is the ceiling
-the loop can reach. ``report.json`` holds, for the loop and for the ceiling, note-onset
+the loop can reach. APVG plays in its reference frame (a frame of its training videos), or
+in the scene ``--first-frame`` gives: an image of a keyboard from above at the model's size,
+or ``studio``, the empty keyboard of the studio performer ``--performer``, which is the
+ceiling's own scene. The ceiling and the pixel probe take the studio look nearest the scene. ``report.json`` holds, for the loop and for the ceiling, note-onset
 precision / recall / F1 (mir_eval, onsets within 50 ms, offsets ignored) and frame-level
 scores of the roll at each stage: Video2Roll thresholded, then Roll2Midi. It also holds the
 keys read straight off the generated frames' pixels by the studio's probe (what APVG drew,
