@@ -15,12 +15,13 @@ ground truth APVG learns to imitate) and the same Audeo transcribes it: that is 
 the loop can reach. APVG plays in its reference frame (a frame of its training videos), or
 in the scene ``--first-frame`` gives: an image of a keyboard from above at the model's size,
 or ``studio``, the empty keyboard of the studio performer ``--performer``, which is the
-ceiling's own scene. The ceiling and the pixel probe take the studio look nearest the scene. ``report.json`` holds, for the loop and for the ceiling, note-onset
-precision / recall / F1 (mir_eval, onsets within 50 ms, offsets ignored) and frame-level
-scores of the roll at each stage: Video2Roll thresholded, then Roll2Midi. It also holds the
-keys read straight off the generated frames' pixels by the studio's probe (what APVG drew,
-without Audeo) and the notes of the reference roll itself (what a 25 fps roll can hold), so
-the stage that loses the notes shows.
+ceiling's own scene. The ceiling and the pixel probe take the studio look nearest the scene.
+``report.json`` holds, for the loop and for the ceiling, note-onset precision / recall / F1
+(mir_eval, onsets within 50 ms, offsets ignored) and frame-level scores of the roll at each
+stage: Video2Roll thresholded, then Roll2Midi. It also holds the keys read straight off the
+generated frames' pixels by the studio's probe (what APVG drew, without Audeo) and the notes
+of the reference roll itself (what a 25 fps roll can hold), so the stage that loses the
+notes shows.
 
 Written to ``--out`` (each file under a temporary name first, renamed at the end):
 ``input.wav`` (the audio APVG hears), ``input.mid``, ``generated.mp4`` (APVG's video with the
@@ -306,8 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--performer), the ceiling's own scene; default the model's reference "
         "frame (the first frame of its training videos)",
     )
-    p.add_argument("--performer", type=int, help="studio performer of the ceiling's video (0..3; "
-                   "default: the one whose keyboard framing APVG's first frame has)")  # fmt: skip
+    p.add_argument("--performer", type=int, help="studio performer of the ceiling's video and, "
+                   "with --first-frame studio, of APVG's scene (0..3; default: the one whose "
+                   "keyboard framing APVG's first frame has)")  # fmt: skip
     p.add_argument("--no-ceiling", action="store_true", help="skip the ceiling's transcription")
     p.add_argument("--quiet", action="store_true", help="no progress messages")
     return p
