@@ -204,15 +204,12 @@ def still_hands(folder: Path, performer: int, size: int, fps: float, num_frames:
 
     from audiovis.data.studio.rigs.base import Look
     from audiovis.data.studio.rigs.piano import PianoRig
-    from audiovis.data.studio.score import Score
-    from audiovis.tools.loop import piano_score
+    from audiovis.tools.loop import piano_score, studio_scene
 
-    look, rig = Look.performer_look(performer), PianoRig()
     score = piano_score(folder / "notes.mid")
-    frames = rig.render(score, np.zeros(num_frames), look, size, fps, num_frames,
-                        hands=False).frames  # fmt: skip
-    rest = rig.render(Score(name="empty", notes=[], beats=np.zeros(1)), np.zeros(1), look, size,
-                      fps, 1)  # fmt: skip
+    frames = PianoRig().render(score, np.zeros(num_frames), Look.performer_look(performer), size,
+                               fps, num_frames, hands=False).frames  # fmt: skip
+    rest = studio_scene(performer, size, fps)
     hands = rest.mask[0] > 0
     frames[:, hands] = rest.frames[0][hands]
     return frames

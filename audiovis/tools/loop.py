@@ -50,6 +50,7 @@ from audiovis.errors import AudiovisError, FileProblem
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from audiovis.data.studio.rigs.base import Take
     from audiovis.data.studio.score import Score
     from audiovis.models.apvg import APVG
     from audiovis.models.audeo import Roll2Midi, Video2Roll
@@ -221,16 +222,16 @@ def generate(
     return out["frames"].float()
 
 
-def studio_scene(performer: int, size: int, fps: float) -> np.ndarray:
-    """(H, W, 3) uint8: the studio performer's empty keyboard, every key up and the hands at
-    rest (the scene of that performer's videos, no note of any piece in it)."""
+def studio_scene(performer: int, size: int, fps: float) -> Take:
+    """The studio performer's empty keyboard, one frame: every key up and the hands at rest
+    (the scene of that performer's videos, no note of any piece in it), with the hands' mask
+    and keypoints."""
     from audiovis.data.studio.rigs.base import Look
     from audiovis.data.studio.rigs.piano import PianoRig
     from audiovis.data.studio.score import Score
 
     empty = Score(name="empty", notes=[], beats=np.zeros(1))
-    take = PianoRig().render(empty, np.zeros(1), Look.performer_look(performer), size, fps, 1)
-    return take.frames[0]
+    return PianoRig().render(empty, np.zeros(1), Look.performer_look(performer), size, fps, 1)
 
 
 def nearest_look(frame: np.ndarray, fps: float) -> int:
@@ -238,7 +239,7 @@ def nearest_look(frame: np.ndarray, fps: float) -> int:
     (the framing of the keyboard differs between performers)."""
     from audiovis.data.studio.rigs.base import NUM_PERFORMERS
 
-    errors = [float(np.abs(studio_scene(i, frame.shape[0], fps).astype(np.float32)
+    errors = [float(np.abs(studio_scene(i, frame.shape[0], fps).frames[0].astype(np.float32)
                            - frame.astype(np.float32)).mean())
               for i in range(NUM_PERFORMERS)]  # fmt: skip
     return int(np.argmin(errors))
@@ -263,7 +264,7 @@ def first_frame(spec: str | None, performer: int | None, model: APVG) -> dict[st
     if spec == "studio":
         if performer is None:
             performer = nearest_look(to_uint8(model.reference_frame[None])[0], fps)
-        image = studio_scene(performer, size, fps)
+        image = studio_scene(performer, size, fps).frames[0]
         name = f"studio performer p{performer} (empty keyboard)"
         keys: Tensor | None = torch.zeros_like(model.reference_keys)
     else:

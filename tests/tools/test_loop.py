@@ -164,7 +164,7 @@ def test_first_frame_sets_the_scene_and_the_ceiling_s_look(
     image_scene = ["--first-frame", str(tmp_path / "p3.png"), "--no-ceiling"]
     for name, scene in (("studio", ["--first-frame", "studio", "--performer", "2"]),
                         ("image", image_scene)):  # fmt: skip
-        Image.fromarray(studio_scene(3, 64, 25.0)).save(tmp_path / "p3.png")
+        Image.fromarray(studio_scene(3, 64, 25.0).frames[0]).save(tmp_path / "p3.png")
         out = tmp_path / name
         with torch.random.fork_rng():
             argv = [*args(kit, out, apvg=apvg), "--midi", str(kit["midi"]), *scene]
