@@ -171,13 +171,13 @@ def stage_bounds(apvg: Path, video2roll: Path, roll2midi: Path, pieces: list[Pat
         rows["still_hands_truth"] = []
     for performer in scenes:
         scene = first_frame(None if performer is None else "studio", performer, model)
-        first = model.reference_frame if scene["frame"] is None else scene["frame"]
-        first_keys = model.reference_keys if scene["keys"] is None else scene["keys"]
+        first = model.reference_frame if scene.frame is None else scene.frame
+        first_keys = model.reference_keys if scene.keys is None else scene.keys
         for folder in pieces:
             truth = np.load(folder / "roll.npy")
             reference = reference_notes(piano_score(folder / "notes.mid"), keys, fps, len(truth))
             with torch.no_grad():
-                if performer == scenes[0]:
+                if performer == scenes[0]:  # the head's keys: the same in every scene
                     wave, _ = sf.read(folder / "audio.flac", dtype="float32")
                     feats = model.frontend(torch.from_numpy(wave)[None])
                     feats = frames_to_video_rate(feats, len(truth))

@@ -843,6 +843,13 @@ class APVG(GANModule):
         if window < 1 or margin < 0:
             raise AudiovisError(f"APVG.generate: window {window} (>= 1 frame) and margin "
                                 f"{margin} (>= 0 frames)")  # fmt: skip
+        size = self.image_size
+        if first_frame is not None and tuple(first_frame.shape) != (3, size, size):
+            raise AudiovisError(f"APVG.generate: first_frame of shape {tuple(first_frame.shape)}; "
+                                f"one frame (3, {size}, {size}) in [-1, 1]")  # fmt: skip
+        if first_keys is not None and tuple(first_keys.shape) != (NUM_KEYS,):
+            raise AudiovisError(f"APVG.generate: first_keys of shape {tuple(first_keys.shape)}; "
+                                f"({NUM_KEYS},), the keys down in the first frame")  # fmt: skip
         per_frame = self.sample_rate / self.fps
         total = int(len(audio) / per_frame)
         pad = round(margin * per_frame)

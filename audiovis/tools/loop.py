@@ -41,7 +41,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -202,23 +202,34 @@ def transcribe_video(
     return rolls
 
 
+class Scene(NamedTuple):
+    """Where APVG plays (:func:`first_frame`): ``frame`` (3, H, W) in [-1, 1], or ``None`` for
+    the model's reference frame; ``keys`` (88,) down in it, or ``None`` (unknown: the
+    key-press head decides); ``performer``, the studio look the ceiling and the pixel probe
+    use; ``name`` for the report."""
+
+    frame: Tensor | None
+    keys: Tensor | None
+    performer: int
+    name: str
+
+
 def generate(
     model: APVG,
     audio: Tensor,
     window: int,
     context: int = 8,
     progress: Callable[[int], None] | None = None,
-    scene: dict[str, Any] | None = None,
+    scene: Scene | None = None,
 ) -> Tensor:
     """Frames (T, 3, H, W) in [-1, 1] for a waveform (S,): :meth:`APVG.generate`, window by
     window with the state carried and ``context`` frames of music around each window, in
     the ``scene`` of :func:`first_frame` (default the reference frame)."""
     import torch
 
-    scene = scene or {}
+    frame, keys = (None, None) if scene is None else (scene.frame, scene.keys)
     with torch.no_grad():
-        out = model.generate(audio, window, context, progress, scene.get("frame"),
-                             scene.get("keys"))  # fmt: skip
+        out = model.generate(audio, window, context, progress, frame, keys)
     return out["frames"].float()
 
 
@@ -245,13 +256,10 @@ def nearest_look(frame: np.ndarray, fps: float) -> int:
     return int(np.argmin(errors))
 
 
-def first_frame(spec: str | None, performer: int | None, model: APVG) -> dict[str, Any]:
+def first_frame(spec: str | None, performer: int | None, model: APVG) -> Scene:
     """The scene APVG performs in, from ``--first-frame``: ``None`` (the model's reference
     frame), ``"studio"`` (the studio performer's empty keyboard; ``performer`` or the one
-    nearest the reference frame) or an image file of the model's size. Returns ``frame``
-    (3, H, W) in [-1, 1] or ``None`` for the reference, ``keys`` (88,) down in it or
-    ``None`` (unknown: the key-press head decides), ``performer`` (the studio look the
-    ceiling and the pixel probe use) and ``name`` for the report."""
+    nearest the reference frame) or an image file of the model's size."""
     import torch
 
     from audiovis.media import read_image, to_uint8
@@ -260,7 +268,7 @@ def first_frame(spec: str | None, performer: int | None, model: APVG) -> dict[st
     if spec is None:
         image = to_uint8(model.reference_frame[None])[0]
         look = nearest_look(image, fps) if performer is None else performer
-        return {"frame": None, "keys": None, "performer": look, "name": "reference frame"}
+        return Scene(None, None, look, "reference frame")
     if spec == "studio":
         if performer is None:
             performer = nearest_look(to_uint8(model.reference_frame[None])[0], fps)
@@ -278,7 +286,7 @@ def first_frame(spec: str | None, performer: int | None, model: APVG) -> dict[st
             raise FileProblem(Path(spec), f"shows no piano keyboard APVG can play ({err})"
                               ) from None  # fmt: skip
     look = nearest_look(image, fps) if performer is None else performer
-    return {"frame": frame, "keys": keys, "performer": look, "name": name}
+    return Scene(frame, keys, look, name)
 
 
 # ---------------------------------------------------------------------------------- main
@@ -389,7 +397,7 @@ def run(
     score: Score | None,
     wave: np.ndarray,
     num_frames: int,
-    scene: dict[str, Any],
+    scene: Scene,
     say: Callable[[str], None],
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, Any]]:
     """The long work: generate (in the ``scene`` of :func:`first_frame`), transcribe,
@@ -406,7 +414,7 @@ def run(
     keys = (v2r.key_offset, v2r.key_offset + v2r.num_keys)
     say(
         f"generating {num_frames} frames ({num_frames / fps:.1f} s) with APVG in the "
-        f"{scene['name']}"
+        f"{scene.name}"
     )
     with tqdm(total=num_frames, unit="frame", desc="APVG", disable=args.quiet) as bar:
         frames = to_uint8(generate(apvg, torch.from_numpy(wave).float(), args.window, args.context,
@@ -425,7 +433,7 @@ def run(
                         "roll2midi": args.roll2midi},
         "settings": {"fps": fps, "sample_rate": sr, "image_size": apvg.image_size,
                      "window": args.window, "context": args.context, "keys": list(keys),
-                     "scene": scene["name"],
+                     "scene": scene.name,
                      "video2roll_threshold": v2r.threshold,
                      "roll2midi_threshold": r2m.threshold,
                      "note_onset_tolerance_s": ONSET_TOLERANCE},
@@ -450,7 +458,7 @@ def run(
     }
     stages = (("video2roll", "video2roll"), ("roll2midi", "roll"))
     report["loop"] = {s: stage_scores(reference, truth, loop[k], fps, keys) for s, k in stages}
-    performer = scene["performer"]
+    performer = scene.performer
     look = Look.performer_look(performer)
     drawn = PianoRig().pressed_from_pixels(frames, look).astype(np.uint8)
     report["apvg"] = {

@@ -679,3 +679,7 @@ def test_generate_plays_in_the_scene_it_is_given() -> None:
     torch.testing.assert_close(given, default)
     change = (elsewhere - default).abs().flatten(1).mean(1)
     assert (change > 0.01).all()
+    with pytest.raises(AudiovisError, match=r"first_frame of shape \(1, 3, 64, 64\)"):
+        model.generate(audio, first_frame=scene[None])
+    with pytest.raises(AudiovisError, match=r"first_keys of shape \(1, 88\)"):
+        model.generate(audio, first_frame=scene, first_keys=data["roll"][0, :1])
