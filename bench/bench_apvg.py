@@ -1,7 +1,7 @@
 """APVG: generation speed, training throughput and memory, and what it learns in a fixed CPU
 budget on the embedded default data (held-out pieces).
 
-    python -m bench.bench_apvg speed [--size 128] [--warp-sigma 0.02]
+    python -m bench.bench_apvg speed [--size 128] [--warp-sigma 0.02] [--cvg-scale 2]
     python -m bench.bench_apvg learning [--budget 600] [--size 64] [--variants full no_cvg no_khp]
         [--instrument cello] [--workdir runs/bench_apvg]
     python -m bench.bench_apvg keypoints [--budget 150] [--instrument cello]
@@ -73,9 +73,9 @@ def build_model(size: int, **flags: Any) -> APVG:
                 **small, **flags)  # fmt: skip
 
 
-def speed(size: int, seconds: float, warp_sigma: float = 0.02) -> None:
+def speed(size: int, seconds: float, warp_sigma: float = 0.02, cvg_scale: int = 2) -> None:
     torch.manual_seed(0)
-    model = build_model(size, warp_sigma=warp_sigma).eval()
+    model = build_model(size, warp_sigma=warp_sigma, cvg_scale=cvg_scale).eval()
     audio = torch.randn(int(seconds * SAMPLE_RATE)) * 0.1
     figures: dict[str, Any] = {"generator_parameters_M": round(
         sum(p.numel() for p in model.generator.parameters()) / 1e6, 2)}  # fmt: skip
@@ -115,7 +115,8 @@ def speed(size: int, seconds: float, warp_sigma: float = 0.02) -> None:
         4 / (sum(times) / len(times)), 3)  # fmt: skip
     figures["peak_rss_gb"] = round(peak_rss_gb(), 2)
     config = {"size": size, "audio_seconds": seconds, "warp_sigma": warp_sigma,
-              "threads": torch.get_num_threads(), "cpu_bf16_units": FAST_BF16}  # fmt: skip
+              "cvg_scale": cvg_scale, "threads": torch.get_num_threads(),
+              "cpu_bf16_units": FAST_BF16}  # fmt: skip
     write_result("apvg", "speed", config, figures)
 
 
@@ -173,7 +174,8 @@ def copy_first_frame(size: int, dm: AudioVisualDataModule) -> dict[str, float]:
 def learning(size: int, budget: float, variants: list[str], instrument: str,
              workdir: Path, root: Path | None = None,
              khp_condition: str = "average", cvg_anchor: str = "previous",
-             w_change: float = 0.0, warp_sigma: float = 0.0, seed: int = 0) -> None:  # fmt: skip
+             w_change: float = 0.0, warp_sigma: float = 0.0, seed: int = 0,
+             cvg_scale: int = 1) -> None:  # fmt: skip
     """Each variant runs the paper's stage-wise schedule within ``budget`` CPU seconds (the KHP
     stage keeps its best epoch on the validation piece: it overfits two training pieces). A KHP
     stage that two variants share (``full``, ``no_cvg``, ``no_gcn``, ...) is trained once and
@@ -187,7 +189,7 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
                                batch_size=8, num_workers=0,
                                select={"instrument": [instrument]})  # fmt: skip
     flags_all = {"khp_condition": khp_condition, "cvg_anchor": cvg_anchor, "w_change": w_change,
-                 "warp_sigma": warp_sigma}  # fmt: skip
+                 "warp_sigma": warp_sigma, "cvg_scale": cvg_scale}  # fmt: skip
     switch = {"khp": "use_khp", "cvg": "use_cvg", "final": "use_stu"}
     results["copy_first_frame"] = copy_first_frame(size, dm)
     for name in variants:
@@ -241,12 +243,13 @@ def learning(size: int, budget: float, variants: list[str], instrument: str,
     what += "" if cvg_anchor == "previous" else f"_cvg-anchor-{cvg_anchor}"
     what += "" if w_change == 0.0 else f"_w-change-{w_change:g}"
     what += "" if warp_sigma == 0.0 else f"_warp-{warp_sigma:g}"
+    what += "" if cvg_scale == 1 else f"_cvg-scale-{cvg_scale}"
     what += "" if seed == 0 else f"_seed-{seed}"
     write_result("apvg", what, {
         "size": size, "cpu_budget_s": budget, "schedule": dict(SCHEDULE),
         "data": f"{root or 'studio default'}, {instrument}: {train} train performances, the "
                 "test split scored", "khp_condition": khp_condition, "cvg_anchor": cvg_anchor,
-        "w_change": w_change, "warp_sigma": warp_sigma, "seed": seed,
+        "w_change": w_change, "warp_sigma": warp_sigma, "cvg_scale": cvg_scale, "seed": seed,
         "batch": 8, "clip_frames": 16, "precision": PRECISION,
         "threads": torch.get_num_threads()}, results)  # fmt: skip
 
@@ -320,6 +323,8 @@ def main() -> None:
         default=0.02,
         help="APVG warp_sigma (apvg.yaml's 0.02; 0: the model without the warp)",
     )
+    s.add_argument("--cvg-scale", type=int, default=2, help="APVG cvg_scale (apvg.yaml's 2: "
+                   "the coarse stage at half size; 1: the paper's full size)")  # fmt: skip
     learn = sub.add_parser("learning")
     learn.add_argument("--size", type=int, default=64)
     learn.add_argument("--budget", type=float, default=600.0, help="CPU seconds per variant")
@@ -337,6 +342,8 @@ def main() -> None:
     learn.add_argument("--warp-sigma", type=float, default=0.0, help="APVG warp_sigma: the "
                        "coarse frames carried with the predicted keypoints")  # fmt: skip
     learn.add_argument("--seed", type=int, default=0)
+    learn.add_argument("--cvg-scale", type=int, default=1, help="APVG cvg_scale: the coarse "
+                       "stage at 1/scale of the frame size")  # fmt: skip
     kp = sub.add_parser("keypoints")
     kp.add_argument("--size", type=int, default=64)
     kp.add_argument("--budget", type=float, default=150.0, help="CPU seconds per condition")
@@ -360,10 +367,11 @@ def main() -> None:
             args.w_change,
             args.warp_sigma,
             args.seed,
+            args.cvg_scale,
         )
     else:  # `audiovis bench` runs the quick part
         speed(getattr(args, "size", 128), getattr(args, "seconds", 8.0),
-              getattr(args, "warp_sigma", 0.02))  # fmt: skip
+              getattr(args, "warp_sigma", 0.02), getattr(args, "cvg_scale", 2))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -96,6 +96,10 @@ class APVG(GANModule):
             followed from where they stand.
         heatmap_radius: DLT tent radius in pixels (1 = the paper's formula at 256 px).
         cvg_channels: width of the CVG decoder.
+        cvg_scale: the CVG works at ``image_size / cvg_scale`` (a power of two; its change is
+            upsampled onto the full-size frame; see
+            :class:`~audiovis.networks.coarse.CoarseVideoGeneratorNet`); 1: the paper's full
+            size.
         cvg_residual: the CVG decodes a change to the previous frame and starts by repeating
             it (our choice, see :class:`~audiovis.networks.coarse.CoarseVideoGeneratorNet`);
             ``False`` decodes whole frames as the paper.
@@ -175,6 +179,7 @@ class APVG(GANModule):
         khp_condition: Literal["average", "first_pose"] = "average",
         heatmap_radius: float = 2.0,
         cvg_channels: int = 32,
+        cvg_scale: int = 1,
         cvg_residual: bool = True,
         cvg_anchor: Literal["previous", "first"] = "previous",
         warp_sigma: float = 0.0,
@@ -234,10 +239,13 @@ class APVG(GANModule):
             raise AudiovisError(f"APVG.warp_sigma: {warp_sigma}; 0 (off) or a positive "
                                 "fraction of the frame side")  # fmt: skip
         self.warp_sigma = warp_sigma
+        if cvg_scale < 1 or cvg_scale & (cvg_scale - 1) or image_size // cvg_scale < 32:
+            raise AudiovisError(f"APVG.cvg_scale: {cvg_scale}; a power of two leaving the "
+                                f"coarse stage 32 px or more of {image_size}")  # fmt: skip
         khp = KeypointPredictorNet(feats, NUM_KEYPOINTS, use_average=use_average,
                                    residual=khp_condition == "first_pose") \
             if use_khp else None  # fmt: skip
-        cvg = CoarseVideoGeneratorNet(feats, image_size, channels=cvg_channels,
+        cvg = CoarseVideoGeneratorNet(feats, image_size, channels=cvg_channels, scale=cvg_scale,
                                       residual=cvg_residual, anchor=cvg_anchor) \
             if use_cvg else None  # fmt: skip
         stu = StructuredTemporalUNet(feats, base=stu_base, depth=stu_depth, use_gru=use_gru,

@@ -182,6 +182,10 @@ class CoarseVideoGeneratorNet(nn.Module):
             windows). A change to the previous generated frame compounds its errors over a
             long generation (colours drift); a change to the first frame cannot drift, and
             the previous frame still reaches the code through the image encoder.
+        scale: the coarse stage works at ``image_size / scale``: the image encoder reads the
+            previous frame average-pooled ``scale`` times and the decoder's output is
+            upsampled (bilinear) to ``image_size``; with ``residual`` the upsampled change is
+            added to the full-size base frame, so the base's detail is kept. 1: full size.
     """
 
     def __init__(
@@ -195,15 +199,20 @@ class CoarseVideoGeneratorNet(nn.Module):
         sub_frames: int = 4,
         residual: bool = False,
         anchor: str = "previous",
+        scale: int = 1,
     ) -> None:
         super().__init__()
         if anchor not in ("previous", "first"):
             raise ValueError(f"anchor must be 'previous' or 'first', got {anchor!r}")
+        if scale < 1 or scale & (scale - 1) or image_size // scale < 32:
+            raise ValueError(f"scale must be a power of two leaving at least 32 pixels, got "
+                             f"{scale} for {image_size}")  # fmt: skip
         self.image_size, self.noise_dim, self.residual = image_size, noise_dim, residual
-        self.anchor = anchor
+        self.anchor, self.scale = anchor, scale
         self.audio = AudioEncoder(num_features, audio_dim, sub_frames)
         self.image = VGGStem(image_dim, channels)
-        self.decoder = ImageDecoder(audio_dim + image_dim + noise_dim, image_size, channels)
+        self.decoder = ImageDecoder(audio_dim + image_dim + noise_dim, image_size // scale,
+                                    channels)  # fmt: skip
         if residual:
             nn.init.zeros_(self.decoder.to_rgb.weight)
             nn.init.zeros_(self.decoder.to_rgb.bias)  # type: ignore[arg-type]
@@ -211,9 +220,19 @@ class CoarseVideoGeneratorNet(nn.Module):
     def _decode(self, code: Tensor, base: Tensor) -> Tensor:
         """One batch of frames from their codes, (N, A+I+Z) and the residual's base frames
         (N, 3, H, W) → (N, 3, H, W)."""
+        logits = self.decoder.logits(code)  # (N, 3, H / scale, W / scale)
+        if self.scale > 1:
+            logits = F.interpolate(logits, scale_factor=float(self.scale), mode="bilinear",
+                                   align_corners=False)  # fmt: skip
         if self.residual:
-            return tanh_residual(base, self.decoder.logits(code))
-        return self.decoder(code)
+            return tanh_residual(base, logits)
+        return torch.tanh(logits)
+
+    def _encode(self, frames: Tensor) -> Tensor:
+        """Image features of (N, 3, H, W) frames at the stage's size → (N, image_dim)."""
+        if self.scale > 1:
+            frames = F.avg_pool2d(frames, self.scale)
+        return self.image(frames)
 
     def forward(
         self,
@@ -262,7 +281,7 @@ class CoarseVideoGeneratorNet(nn.Module):
         if teacher_frames is not None:
             # every previous frame is known: encode and decode the whole window at once
             prev = torch.cat([previous[:, None], teacher_frames[:, :-1]], dim=1)  # (B, T, 3, H, W)
-            image = self.image(prev.flatten(0, 1)).view(b, num_frames, -1)  # (B, T, I)
+            image = self._encode(prev.flatten(0, 1)).view(b, num_frames, -1)  # (B, T, I)
             code = torch.cat([audio, image, z], dim=-1).flatten(0, 1)
             base = prev if self.anchor == "previous" else first[:, None].expand_as(prev)
             frames = self._decode(code, base.flatten(0, 1))
@@ -270,7 +289,7 @@ class CoarseVideoGeneratorNet(nn.Module):
             return frames.view(b, num_frames, 3, s, s), state
         out = []
         for t in range(num_frames):
-            code = torch.cat([audio[:, t], self.image(previous), z[:, t]], dim=-1)  # (B, A+I+Z)
+            code = torch.cat([audio[:, t], self._encode(previous), z[:, t]], dim=-1)  # (B, A+I+Z)
             base = previous if self.anchor == "previous" else first
             previous = self._decode(code, base)  # (B, 3, H, W), fed back with its gradient
             out.append(previous)

@@ -683,3 +683,27 @@ def test_generate_plays_in_the_scene_it_is_given() -> None:
         model.generate(audio, first_frame=scene[None])
     with pytest.raises(AudiovisError, match=r"first_keys of shape \(1, 88\)"):
         model.generate(audio, first_frame=scene, first_keys=data["roll"][0, :1])
+
+
+def test_a_coarse_stage_at_half_size_draws_full_size_frames_for_a_third_of_the_work() -> None:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def half(scale: int) -> APVG:
+        torch.manual_seed(0)
+        frontend = LogMel(8000, n_fft=256, hop_length=80, n_mels=32)
+        return APVG(frontend, image_size=64, sample_rate=8000, cvg_channels=16, stu_base=8,
+                    stu_depth=3, w_perceptual=0.0, cvg_scale=scale).eval()  # fmt: skip
+
+    audio = torch.randn(8000) * 0.1  # 25 frames
+    flops = {}
+    for scale in (1, 2):
+        model = half(scale)
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            out = model.generate(audio)
+        assert out["frames"].shape == (25, 3, 64, 64)
+        flops[scale] = sum(counter.get_flop_counts()["APVG.generator.cvg"].values())
+    assert flops[2] < 0.3 * flops[1]  # the decoder and the image encoder at a quarter's pixels
+    for scale in (3, 4):  # not a power of two; 16 px, under the coarse stage's 32
+        with pytest.raises(AudiovisError, match=f"APVG.cvg_scale: {scale}"):
+            half(scale)

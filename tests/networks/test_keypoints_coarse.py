@@ -171,7 +171,11 @@ def test_khp_learns_a_fixed_batch(use_average: bool) -> None:
 
 
 def small_cvg(
-    size: int = 32, noise_dim: int = 4, residual: bool = False, anchor: str = "previous"
+    size: int = 32,
+    noise_dim: int = 4,
+    residual: bool = False,
+    anchor: str = "previous",
+    scale: int = 1,
 ) -> CoarseVideoGeneratorNet:
     return CoarseVideoGeneratorNet(
         F_AUDIO,
@@ -182,6 +186,7 @@ def small_cvg(
         channels=8,
         residual=residual,
         anchor=anchor,
+        scale=scale,
     )
 
 
@@ -333,3 +338,39 @@ def test_residual_cvg_anchored_to_the_first_frame_does_not_compound() -> None:
                                    rtol=1e-4)  # fmt: skip
     with pytest.raises(ValueError, match="anchor"):
         small_cvg(anchor="reference")
+
+
+def test_cvg_at_half_size_keeps_the_full_size_frame() -> None:
+    torch.manual_seed(0)
+    size = 64
+    first = frames(2, 1, size)[:, 0] * 0.9  # pixel noise: detail a 32 px stage cannot draw
+    feats = torch.randn(2, F_AUDIO, 16)
+    net = small_cvg(size, residual=True, anchor="first", scale=2).eval()
+    out, state = net(feats, 4, first, noise=False)
+    assert out.shape == (2, 4, 3, size, size) and state.previous.shape == (2, 3, size, size)
+    # the untrained change is zero: the full-size frame comes back pixel for pixel
+    torch.testing.assert_close(out, first[:, None].expand_as(out), atol=2e-3, rtol=0)
+    with torch.no_grad():  # a uniform change at 32 px is the same change on every 64 px pixel
+        net.decoder.to_rgb.bias.fill_(0.1)
+    out, _ = net(feats, 4, first, noise=False)
+    expected = torch.tanh(torch.atanh(first) + 0.1)
+    torch.testing.assert_close(out, expected[:, None].expand_as(out), atol=1e-4, rtol=1e-4)
+
+
+def test_cvg_at_half_size_reads_the_previous_frame_at_half_size() -> None:
+    torch.manual_seed(0)
+    net = small_cvg(64, scale=2).eval()
+    feats, first = torch.randn(1, F_AUDIO, 12), frames(1, 1, 64)[:, 0]
+    # swapping the two columns of every 2x2 block keeps the blocks' means: the same input
+    swapped = first.view(1, 3, 64, 32, 2).flip(-1).reshape(1, 3, 64, 64)
+    a, _ = net(feats, 3, first, noise=False)
+    b, _ = net(feats, 3, swapped, noise=False)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+    # a frame whose blocks' means differ gives other frames; the whole-frame decoder's output
+    # is its 32 px image upsampled, so neighbouring pixels change smoothly
+    c, _ = net(feats, 3, frames(1, 1, 64)[:, 0], noise=False)
+    assert (a - c).abs().max() > 1e-4
+    assert (a[..., 1:] - a[..., :-1]).abs().mean() < (first[..., 1:] - first[..., :-1]).abs().mean()
+    for scale in (3, 4):  # not a power of two; 64 / 4 = 16 px, under the decoder's 32
+        with pytest.raises(ValueError, match="scale"):
+            small_cvg(64, scale=scale)
