@@ -2,15 +2,18 @@
 budget on the embedded default data (held-out pieces).
 
     python -m bench.bench_apvg speed [--size 128] [--warp-sigma 0.02] [--cvg-scale 2]
+        [--gpu-size 256]
     python -m bench.bench_apvg learning [--budget 600] [--size 64] [--variants full no_cvg no_khp]
         [--instrument cello] [--workdir runs/bench_apvg]
     python -m bench.bench_apvg keypoints [--budget 150] [--instrument cello]
 
 ``speed`` writes bench/results/apvg_speed.json: frames generated per second from audio (fp32 and
 bf16 autocast, which uses the CPU's AMX/AVX-512 bf16 units where present), training clips per
-second (bf16-mixed, batch 4 of 16 frames) and the peak resident memory. On a CPU without
+second (batch 4 of 16 frames) in each precision and the peak resident memory. On a CPU without
 bfloat16 units (AVX2 only), where bf16 runs about 100x slower than fp32
 (audiovis/hardware.py), bf16 is not measured and everything runs in fp32 (the JSON says which).
+Where a CUDA GPU is present, the same figures in bf16 at ``--gpu-size`` (the paper's 256) and
+the GPU's peak memory go under ``gpu``.
 
 ``keypoints`` writes bench/results/apvg_keypoints.json (apvg_keypoints_<root>.json for another
 dataset): the KHP stage alone under each pose
@@ -36,6 +39,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
+from torch import Tensor
 
 from audiovis.audio import CQT
 from audiovis.callbacks import CPUBudget
@@ -73,47 +77,72 @@ def build_model(size: int, **flags: Any) -> APVG:
                 **small, **flags)  # fmt: skip
 
 
-def speed(size: int, seconds: float, warp_sigma: float = 0.02, cvg_scale: int = 2) -> None:
-    torch.manual_seed(0)
-    model = build_model(size, warp_sigma=warp_sigma, cvg_scale=cvg_scale).eval()
-    audio = torch.randn(int(seconds * SAMPLE_RATE)) * 0.1
-    figures: dict[str, Any] = {"generator_parameters_M": round(
-        sum(p.numel() for p in model.generator.parameters()) / 1e6, 2)}  # fmt: skip
-    for name, bf16 in (("fp32", False), ("bf16", True))[: 2 if FAST_BF16 else 1]:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            model.generate(audio[:SAMPLE_RATE])  # warm-up
-            rates = []
-            for _ in range(3):
-                start = time.perf_counter()
-                frames = model.generate(audio)["frames"]
-                rates.append(len(frames) / (time.perf_counter() - start))
-        figures[f"generate_fps_{name}"] = round(sorted(rates)[1], 2)
+def _rates(model: APVG, audio: Tensor, size: int, bf16: bool) -> tuple[float, float]:
+    """Frames generated per second from ``audio`` (median of 3) and training clips per second
+    (batch 4 of 16 frames, the discriminator's and the generator's step; mean of 3 after a
+    warm-up), on the model's device, under bf16 autocast if ``bf16``."""
+    device = audio.device
+
+    def clock() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    model.eval()
+    with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        model.generate(audio[:SAMPLE_RATE])  # warm-up
+        rates = []
+        for _ in range(3):
+            start = clock()
+            frames = model.generate(audio)["frames"]
+            rates.append(len(frames) / (clock() - start))
     model.train()
     opt_g, opt_d = (torch.optim.Adam(m.parameters(), 1e-4)
                     for m in (model.generator, model.discriminator))  # fmt: skip
     batch = {
-        "audio": torch.randn(4, 16 * SAMPLE_RATE // 25) * 0.1,
-        "video": torch.rand(4, 16, 3, size, size) * 2 - 1,
-        "keypoints": torch.rand(4, 16, 67, 3),
+        "audio": torch.randn(4, 16 * SAMPLE_RATE // 25, device=device) * 0.1,
+        "video": torch.rand(4, 16, 3, size, size, device=device) * 2 - 1,
+        "keypoints": torch.rand(4, 16, 67, 3, device=device),
     }
     times = []
     for step in range(4):
-        start = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=FAST_BF16):
-            d_loss, _ = model.discriminator_loss(batch)
-        opt_d.zero_grad()
-        d_loss.backward()
-        opt_d.step()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=FAST_BF16):
-            g_loss, _ = model.generator_loss(batch)
-        opt_g.zero_grad()
-        g_loss.backward()
-        opt_g.step()
+        start = clock()
+        for optimizer, loss_of in ((opt_d, model.discriminator_loss),
+                                   (opt_g, model.generator_loss)):  # fmt: skip
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                loss, _ = loss_of(batch)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
         if step:  # the first step warms up
-            times.append(time.perf_counter() - start)
-    figures[f"train_clips_per_s_{'bf16' if FAST_BF16 else 'fp32'}"] = round(
-        4 / (sum(times) / len(times)), 3)  # fmt: skip
+            times.append(clock() - start)
+    model.eval()
+    return sorted(rates)[1], 4 / (sum(times) / len(times))
+
+
+def speed(size: int, seconds: float, warp_sigma: float = 0.02, cvg_scale: int = 2,
+          gpu_size: int = 256) -> None:  # fmt: skip
+    """CPU: fp32 (and bf16 where the CPU has bf16 units) at ``size``; a GPU if present:
+    bf16-mixed at ``gpu_size``."""
+    torch.manual_seed(0)
+    model = build_model(size, warp_sigma=warp_sigma, cvg_scale=cvg_scale)
+    audio = torch.randn(int(seconds * SAMPLE_RATE)) * 0.1
+    figures: dict[str, Any] = {"generator_parameters_M": round(
+        sum(p.numel() for p in model.generator.parameters()) / 1e6, 2)}  # fmt: skip
+    for name, bf16 in (("fp32", False), ("bf16", True))[: 2 if FAST_BF16 else 1]:
+        fps, clips = _rates(model, audio, size, bf16)
+        figures[f"generate_fps_{name}"] = round(fps, 2)
+        figures[f"train_clips_per_s_{name}"] = round(clips, 3)
     figures["peak_rss_gb"] = round(peak_rss_gb(), 2)
+    if torch.cuda.is_available():
+        torch.manual_seed(0)
+        gpu = build_model(gpu_size, warp_sigma=warp_sigma, cvg_scale=cvg_scale).cuda()
+        torch.cuda.reset_peak_memory_stats()
+        fps, clips = _rates(gpu, audio.cuda(), gpu_size, bf16=True)
+        figures["gpu"] = {"size": gpu_size, "generate_fps_bf16": round(fps, 2),
+                          "train_clips_per_s_bf16_mixed": round(clips, 3),
+                          "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 1024**3,
+                                                  2)}  # fmt: skip
     config = {"size": size, "audio_seconds": seconds, "warp_sigma": warp_sigma,
               "cvg_scale": cvg_scale, "threads": torch.get_num_threads(),
               "cpu_bf16_units": FAST_BF16}  # fmt: skip
@@ -323,6 +352,7 @@ def main() -> None:
         default=0.02,
         help="APVG warp_sigma (apvg.yaml's 0.02; 0: the model without the warp)",
     )
+    s.add_argument("--gpu-size", type=int, default=256, help="frame side on a GPU")
     s.add_argument("--cvg-scale", type=int, default=2, help="APVG cvg_scale (apvg.yaml's 2: "
                    "the coarse stage at half size; 1: the paper's full size)")  # fmt: skip
     learn = sub.add_parser("learning")
@@ -371,7 +401,8 @@ def main() -> None:
         )
     else:  # `audiovis bench` runs the quick part
         speed(getattr(args, "size", 128), getattr(args, "seconds", 8.0),
-              getattr(args, "warp_sigma", 0.02), getattr(args, "cvg_scale", 2))  # fmt: skip
+              getattr(args, "warp_sigma", 0.02), getattr(args, "cvg_scale", 2),
+              getattr(args, "gpu_size", 256))  # fmt: skip
 
 
 if __name__ == "__main__":
